@@ -1,0 +1,189 @@
+//! Time, abstracted: the [`Clock`] trait and the [`Instant`] it measures in.
+//!
+//! Every combinator that needs time (timeouts, bounded waits, circuit-breaker
+//! recovery, retry back-off, rate limits) is generic over a [`Clock`], so the
+//! same logic runs on tokio, async-std, smol, `futures-timer`, a hardware tick
+//! counter, or the deterministic [`ManualClock`](crate::ManualClock) in tests.
+
+use core::fmt;
+use core::future::Future;
+use core::ops::{Add, Sub};
+use core::time::Duration;
+
+#[cfg(feature = "std")]
+mod manual;
+#[cfg(feature = "std")]
+pub use manual::{ManualClock, ManualSleep};
+
+#[cfg(feature = "futures-timer")]
+mod futures_timer;
+#[cfg(feature = "futures-timer")]
+pub use self::futures_timer::FuturesTimerClock;
+
+/// A point in time on one [`Clock`]: nanoseconds since that clock's origin.
+///
+/// Instants from different clocks are not comparable. The representation is a
+/// single `u64` so that combinators can keep times in atomics; it covers more
+/// than 584 years from the clock's origin. Arithmetic saturates instead of
+/// overflowing or panicking.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::Instant;
+///
+/// let start = Instant::from_nanos(1_000);
+/// let later = start + Duration::from_micros(2);
+/// assert_eq!(later.duration_since(start), Duration::from_micros(2));
+/// assert_eq!(start.duration_since(later), Duration::ZERO); // saturates
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Instant {
+    nanos: u64,
+}
+
+impl Instant {
+    /// The clock's origin.
+    pub const ZERO: Instant = Instant { nanos: 0 };
+
+    /// The instant `nanos` nanoseconds after the clock's origin.
+    pub const fn from_nanos(nanos: u64) -> Self {
+        Instant { nanos }
+    }
+
+    /// Nanoseconds since the clock's origin.
+    pub const fn as_nanos(self) -> u64 {
+        self.nanos
+    }
+
+    /// The instant `elapsed` after the clock's origin, saturating at `u64::MAX` nanoseconds.
+    pub fn from_duration(elapsed: Duration) -> Self {
+        Instant {
+            nanos: duration_to_nanos(elapsed),
+        }
+    }
+
+    /// Time since the origin as a [`Duration`].
+    pub const fn as_duration(self) -> Duration {
+        Duration::from_nanos(self.nanos)
+    }
+
+    /// How long after `earlier` this instant is; zero if `earlier` is later.
+    pub const fn duration_since(self, earlier: Instant) -> Duration {
+        Duration::from_nanos(self.nanos.saturating_sub(earlier.nanos))
+    }
+
+    /// `self + d`, or `None` if it would not fit.
+    pub fn checked_add(self, d: Duration) -> Option<Instant> {
+        let d = u64::try_from(d.as_nanos()).ok()?;
+        self.nanos.checked_add(d).map(Instant::from_nanos)
+    }
+
+    /// `self + d`, saturating at the largest representable instant.
+    pub fn saturating_add(self, d: Duration) -> Instant {
+        Instant::from_nanos(self.nanos.saturating_add(duration_to_nanos(d)))
+    }
+}
+
+/// Nanoseconds in `d`, saturating at `u64::MAX`.
+pub(crate) fn duration_to_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    /// Saturating addition.
+    fn add(self, rhs: Duration) -> Instant {
+        self.saturating_add(rhs)
+    }
+}
+
+impl Sub<Instant> for Instant {
+    type Output = Duration;
+    /// Saturating difference, as [`Instant::duration_since`].
+    fn sub(self, rhs: Instant) -> Duration {
+        self.duration_since(rhs)
+    }
+}
+
+impl fmt::Debug for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Instant({:?})", self.as_duration())
+    }
+}
+
+/// A source of time: what the combinators read and wait on.
+///
+/// # Contract
+///
+/// Implementations MUST keep these promises; the combinators rely on them and
+/// do not check them on the hot path.
+///
+/// - [`now`](Clock::now) MUST be monotonic: a call that happens after another
+///   (on any thread) MUST NOT return an earlier instant. Wall-clock time is not
+///   acceptable: a clock that jumps back makes rate limits reject spuriously and
+///   breakers stay open too long.
+/// - [`now`](Clock::now) MUST NOT fail, block, or panic, and SHOULD be cheap:
+///   some combinators read it once per call.
+/// - The future from [`sleep`](Clock::sleep) MUST complete once at least the
+///   requested duration has passed on this clock (as seen by `now`), and MUST NOT
+///   complete earlier. It MUST NOT fail or panic. Dropping it MUST cancel the
+///   wait and release whatever it registered.
+/// - A clock is a cheap handle: cloning it MUST give a handle to the same
+///   time source.
+///
+/// # Examples
+///
+/// A clock over a hardware-style tick counter (here, a plain atomic):
+///
+/// ```
+/// use core::future::Future;
+/// use core::pin::Pin;
+/// use core::sync::atomic::{AtomicU64, Ordering};
+/// use core::task::{Context, Poll};
+/// use core::time::Duration;
+/// use kompoz_core::{Clock, Instant};
+///
+/// static TICKS_US: AtomicU64 = AtomicU64::new(0); // advanced by a timer interrupt
+///
+/// #[derive(Clone, Debug)]
+/// struct TickClock;
+///
+/// struct TickSleep { until: Instant }
+///
+/// impl Future for TickSleep {
+///     type Output = ();
+///     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+///         if TickClock.now() >= self.until {
+///             Poll::Ready(())
+///         } else {
+///             cx.waker().wake_by_ref(); // busy-poll; a real driver arms an alarm
+///             Poll::Pending
+///         }
+///     }
+/// }
+///
+/// impl Clock for TickClock {
+///     type Sleep = TickSleep;
+///     fn now(&self) -> Instant {
+///         Instant::from_nanos(TICKS_US.load(Ordering::Acquire) * 1_000)
+///     }
+///     fn sleep(&self, duration: Duration) -> TickSleep {
+///         TickSleep { until: self.now() + duration }
+///     }
+/// }
+///
+/// TICKS_US.store(5, Ordering::Release);
+/// assert_eq!(TickClock.now(), Instant::from_nanos(5_000));
+/// ```
+pub trait Clock: Clone {
+    /// The future returned by [`sleep`](Clock::sleep).
+    type Sleep: Future<Output = ()>;
+
+    /// The current instant. Monotonic; never fails.
+    fn now(&self) -> Instant;
+
+    /// A future that completes once `duration` has passed on this clock.
+    fn sleep(&self, duration: Duration) -> Self::Sleep;
+}

@@ -1,0 +1,46 @@
+//! A clock for any executor, over `futures-timer`.
+
+use core::time::Duration;
+use std::sync::OnceLock;
+
+use super::{Clock, Instant};
+
+/// A [`Clock`] over [`futures_timer::Delay`] and [`std::time::Instant`].
+///
+/// `futures-timer` runs its own timer thread, so this clock works under any
+/// executor — `futures::executor::block_on` included — for applications that
+/// embed kompoz without a large runtime. Instants count from the first use of
+/// this clock in the process.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{Clock, FuturesTimerClock};
+///
+/// futures::executor::block_on(async {
+///     let clock = FuturesTimerClock;
+///     let start = clock.now();
+///     clock.sleep(Duration::from_millis(5)).await;
+///     assert!(clock.now().duration_since(start) >= Duration::from_millis(5));
+/// });
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FuturesTimerClock;
+
+fn origin() -> std::time::Instant {
+    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(std::time::Instant::now)
+}
+
+impl Clock for FuturesTimerClock {
+    type Sleep = futures_timer::Delay;
+
+    fn now(&self) -> Instant {
+        Instant::from_duration(origin().elapsed())
+    }
+
+    fn sleep(&self, duration: Duration) -> futures_timer::Delay {
+        futures_timer::Delay::new(duration)
+    }
+}

@@ -1,0 +1,112 @@
+//! The [`Combinator`] trait: one async step over a context.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use core::future::Future;
+
+use crate::algebra::{And, IfElse, Or, Then};
+use crate::boxed::LocalBoxCombinator;
+
+/// An async step that runs on a context and says whether it passed.
+///
+/// `run` takes the context by value and hands it back with the verdict as
+/// `(ok, ctx)`, exactly as kompoz's `run` returns `(ok, result)`. Combinators
+/// compose with `&` ([`And`]), `|` ([`Or`]), `!` ([`Not`](crate::Not)),
+/// `>>` ([`Then`]) and [`if_else`](Combinator::if_else); the same algebra is
+/// available as methods for types outside this crate.
+///
+/// Only combinators that must hand back a context after the inner future was
+/// dropped or re-run (timeouts, retries, parallel fan-out) require `C: Clone`.
+/// Heavy contexts can be passed as an `Arc`.
+///
+/// # `Send`
+///
+/// A composed combinator's future is `Send` exactly when its parts' futures
+/// are, so a combinator built from `Send + Sync` parts can be put in an `Arc`
+/// and spawned on a multi-threaded runtime, while one over an `Rc` context
+/// still runs on a single-threaded executor. Generic code that must spawn
+/// should take a [`BoxCombinator`](crate::BoxCombinator) (see
+/// [`boxed!`](crate::boxed!)).
+///
+/// # Examples
+///
+/// ```
+/// use kompoz_core::{rule, transform, Combinator};
+///
+/// #[derive(Debug)]
+/// struct User { age: u32, vip: bool, discount: u32 }
+///
+/// let adult = rule(async |u: &User| u.age >= 18);
+/// let vip = rule(async |u: &User| u.vip);
+/// let give_discount = transform(async |mut u: User| { u.discount = 10; u });
+///
+/// let check = (adult & vip) >> give_discount;
+///
+/// let (ok, user) = futures::executor::block_on(check.run(User { age: 30, vip: true, discount: 0 }));
+/// assert!(ok);
+/// assert_eq!(user.discount, 10);
+/// ```
+pub trait Combinator<C> {
+    /// Runs the step on `ctx`; resolves to the verdict and the (possibly
+    /// transformed) context.
+    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)>;
+
+    /// `self & other`: runs `other` only if `self` passes. See [`And`].
+    fn and<B>(self, other: B) -> And<Self, B>
+    where
+        Self: Sized,
+    {
+        And::new(self, other)
+    }
+
+    /// `self | other`: runs `other` only if `self` fails. See [`Or`].
+    fn or<B>(self, other: B) -> Or<Self, B>
+    where
+        Self: Sized,
+    {
+        Or::new(self, other)
+    }
+
+    /// `self >> other`: runs both; `other`'s verdict stands. See [`Then`].
+    fn then<B>(self, other: B) -> Then<Self, B>
+    where
+        Self: Sized,
+    {
+        Then::new(self, other)
+    }
+
+    /// Runs `then` if `self` passes, otherwise `otherwise`. See [`IfElse`].
+    fn if_else<T, E>(self, then: T, otherwise: E) -> IfElse<Self, T, E>
+    where
+        Self: Sized,
+    {
+        IfElse::new(self, then, otherwise)
+    }
+
+    /// Erases the type into a [`LocalBoxCombinator`].
+    fn boxed_local<'a>(self) -> LocalBoxCombinator<'a, C>
+    where
+        Self: Sized + 'a,
+        C: 'a,
+    {
+        LocalBoxCombinator::new(self)
+    }
+}
+
+impl<C, T: Combinator<C> + ?Sized> Combinator<C> for &T {
+    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
+        (**self).run(ctx)
+    }
+}
+
+impl<C, T: Combinator<C> + ?Sized> Combinator<C> for Box<T> {
+    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
+        (**self).run(ctx)
+    }
+}
+
+impl<C, T: Combinator<C> + ?Sized> Combinator<C> for Arc<T> {
+    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
+        (**self).run(ctx)
+    }
+}

@@ -1,0 +1,79 @@
+//! # kompoz-smol
+//!
+//! [`kompoz-core`](kompoz_core)'s combinators with smol's timer
+//! ([`async_io::Timer`]) plugged in. `use kompoz_smol::*;` gives the whole API:
+//! the algebra, the types, and the time-taking constructors (`with_timeout`,
+//! `circuit_breaker`, …) already running on [`SmolClock`].
+//!
+//! The timer is `async-io`'s, so it works under `smol`, `async-executor`, and
+//! any executor that runs alongside `async-io`'s reactor. For other runtimes
+//! see [`kompoz-tokio`](https://docs.rs/kompoz-tokio) and
+//! [`kompoz-async-std`](https://docs.rs/kompoz-async-std).
+//!
+//! ```
+//! use std::time::Duration;
+//! use kompoz_smol::{Clock, SmolClock};
+//!
+//! smol::block_on(async {
+//!     let clock = SmolClock::new();
+//!     let start = clock.now();
+//!     clock.sleep(Duration::from_millis(5)).await;
+//!     assert!(clock.now().duration_since(start) >= Duration::from_millis(5));
+//! });
+//! ```
+
+#![doc(test(attr(deny(warnings))))]
+
+pub use kompoz_core::*;
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+
+/// A [`Clock`] over [`std::time::Instant`] and [`async_io::Timer`].
+#[derive(Clone, Copy, Debug)]
+pub struct SmolClock {
+    origin: std::time::Instant,
+}
+
+impl SmolClock {
+    /// A clock whose instants count from now.
+    pub fn new() -> Self {
+        SmolClock {
+            origin: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for SmolClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The future returned by [`SmolClock::sleep`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct SmolSleep(async_io::Timer);
+
+impl Future for SmolSleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(drop)
+    }
+}
+
+impl Clock for SmolClock {
+    type Sleep = SmolSleep;
+
+    fn now(&self) -> Instant {
+        Instant::from_duration(self.origin.elapsed())
+    }
+
+    fn sleep(&self, duration: Duration) -> SmolSleep {
+        SmolSleep(async_io::Timer::after(duration))
+    }
+}
+
+kompoz_core::__runtime_api!(crate::SmolClock);

@@ -1,0 +1,150 @@
+//! The cross-runtime behaviour suite's harness.
+//!
+//! Each behaviour is an `async fn(K) where K: Clock` written once in
+//! `tests/tests/*.rs`; [`cross_runtime!`] stamps it out as a `#[test]` per
+//! runtime:
+//!
+//! | module | executor | clock |
+//! |---|---|---|
+//! | `manual` | a single-threaded `block_on` that advances time when the future stalls | [`ManualClock`] |
+//! | `tokio_current_thread` | tokio current-thread, time paused (auto-advance) | `TokioClock` |
+//! | `tokio_multi_thread` | tokio multi-thread (2 workers), real time | `TokioClock` |
+//! | `async_std` | `async_std::task::block_on`, real time | `AsyncStdClock` |
+//! | `smol` | `smol::block_on`, real time | `SmolClock` |
+//! | `futures_timer` | `futures::executor::block_on`, real time | `FuturesTimerClock` |
+//!
+//! Behaviours run their concurrency inside one future (`join_all`, `select`),
+//! so they need no spawn and run on every executor. On the real-time
+//! runtimes a behaviour only ever waits for the short side of a comparison
+//! (an inner call of 60 s against a timeout of 20 ms), so nothing depends on
+//! scheduling margins; under `manual` and paused tokio the long side costs
+//! nothing either.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::Duration;
+
+pub use kompoz_core::ManualClock;
+
+struct ThreadWaker {
+    woken: AtomicBool,
+    thread: Thread,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+}
+
+/// Runs `fut` to completion on this thread with `clock` as its time source.
+///
+/// Whenever the future is pending and nothing has woken it, time jumps to the
+/// next pending sleep's deadline (as tokio's paused time does). If nothing is
+/// sleeping either, it waits for a wake-up from another thread, and panics
+/// after 10 s of real time without one: the future is deadlocked.
+pub fn block_on_manual<F: Future>(clock: &ManualClock, fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let state = Arc::new(ThreadWaker {
+        woken: AtomicBool::new(false),
+        thread: thread::current(),
+    });
+    let waker = Waker::from(Arc::clone(&state));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        state.woken.store(false, Ordering::Release);
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        if state.woken.load(Ordering::Acquire) {
+            continue;
+        }
+        if clock.advance_to_next_deadline().is_some() {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        while !state.woken.load(Ordering::Acquire) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "future stalled: pending, not woken, and no sleep pending on the ManualClock"
+            );
+            thread::park_timeout(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Stamps out behaviours as one `#[test]` per runtime (see the crate docs).
+///
+/// Each named item must be an `async fn name<K: Clock + ...>(clock: K)`.
+#[macro_export]
+macro_rules! cross_runtime {
+    ($($name:ident),* $(,)?) => {
+        mod manual {
+            $(
+                #[test]
+                fn $name() {
+                    let clock = $crate::ManualClock::new();
+                    $crate::block_on_manual(&clock.clone(), super::$name(clock));
+                }
+            )*
+        }
+        mod tokio_current_thread {
+            $(
+                #[test]
+                fn $name() {
+                    ::tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .start_paused(true)
+                        .build()
+                        .unwrap()
+                        .block_on(super::$name(::kompoz_tokio::TokioClock::new()));
+                }
+            )*
+        }
+        mod tokio_multi_thread {
+            $(
+                #[test]
+                fn $name() {
+                    ::tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()
+                        .unwrap()
+                        .block_on(super::$name(::kompoz_tokio::TokioClock::new()));
+                }
+            )*
+        }
+        mod async_std {
+            $(
+                #[test]
+                fn $name() {
+                    ::async_std::task::block_on(super::$name(::kompoz_async_std::AsyncStdClock::new()));
+                }
+            )*
+        }
+        mod smol {
+            $(
+                #[test]
+                fn $name() {
+                    ::smol::block_on(super::$name(::kompoz_smol::SmolClock::new()));
+                }
+            )*
+        }
+        mod futures_timer {
+            $(
+                #[test]
+                fn $name() {
+                    ::futures::executor::block_on(super::$name(::kompoz_core::FuturesTimerClock));
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,75 @@
+//! Compile-time guarantees: Send/Sync composition, Rc contexts, dyn compatibility.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use kompoz_tokio::{Combinator, DynCombinator, LocalBoxCombinator, boxed, rule, transform};
+
+fn assert_send_sync<T: Send + Sync>(_: &T) {}
+
+#[derive(Clone, Debug)]
+struct Ctx {
+    n: u32,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composed_combinator_of_send_parts_spawns_from_an_arc() {
+    let check = Arc::new(
+        (rule(async |c: &Ctx| c.n > 1) & !rule(async |c: &Ctx| c.n == 7))
+            & transform(async |c: Ctx| Ctx { n: c.n * 2 }),
+    );
+    assert_send_sync(&check);
+    let handles: Vec<_> = (0..8)
+        .map(|n| {
+            let check = Arc::clone(&check);
+            tokio::spawn(async move { check.run(Ctx { n }).await })
+        })
+        .collect();
+    let mut passed = 0;
+    for (n, h) in handles.into_iter().enumerate() {
+        let (ok, ctx) = h.await.unwrap();
+        passed += ok as u32;
+        if ok {
+            assert_eq!(ctx.n, n as u32 * 2);
+        } else {
+            assert_eq!(ctx.n, n as u32);
+        }
+    }
+    assert_eq!(passed, 5); // 2..=7 except 7
+}
+
+#[test]
+fn rc_context_runs_on_a_single_threaded_executor() {
+    let check = rule(async |c: &Rc<u32>| **c > 1) & transform(async |c: Rc<u32>| Rc::new(*c + 1));
+    let (ok, ctx) = futures::executor::LocalPool::new().run_until(check.run(Rc::new(4)));
+    assert!(ok);
+    assert_eq!(*ctx, 5);
+    let (ok, _) = futures::executor::block_on(check.run(Rc::new(0)));
+    assert!(!ok);
+}
+
+#[test]
+fn boxed_forms_are_dyn_compatible() {
+    fn takes_dyn(c: &dyn DynCombinator<u32>) -> (bool, u32) {
+        futures::executor::block_on(c.run_boxed(3))
+    }
+    let r = rule(async |n: &u32| *n == 3);
+    assert_eq!(takes_dyn(&r), (true, 3));
+    let list: Vec<Box<dyn DynCombinator<u32>>> =
+        vec![Box::new(r), Box::new(transform(async |n: u32| n + 1))];
+    assert_eq!(futures::executor::block_on(list[1].run_boxed(1)), (true, 2));
+    let local: LocalBoxCombinator<'_, u32> =
+        (rule(async |n: &u32| *n > 0) | rule(async |n: &u32| *n == 0)).boxed_local();
+    assert!(futures::executor::block_on(local.run(0)).0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn box_combinator_spawns() {
+    let b = Arc::new(boxed!(
+        rule(async |n: &u32| *n > 2) & rule(async |n: &u32| *n < 9)
+    ));
+    assert_send_sync(&b);
+    let b2 = Arc::clone(&b);
+    let (ok, n) = tokio::spawn(async move { b2.run(5).await }).await.unwrap();
+    assert!(ok && n == 5);
+}
