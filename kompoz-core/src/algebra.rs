@@ -10,47 +10,56 @@ use core::future::Future;
 
 use crate::Combinator;
 
-/// `a & b`: passes if both pass. `b` runs only if `a` passed, on the
-/// context `a` returned.
+/// `a & b & …`: passes if every part passes. Parts run in order on the
+/// context threaded through them; the first failure stops the chain (the
+/// parts after it never run).
+///
+/// A chain is flat: `a & b & c` is `And<(A, B, C)>`, not `And<(And<(A, B)>, C)>`,
+/// so its future is one state machine over up to 32 parts, however long the
+/// chain is written. Past 32 parts a new level starts, so chains of any
+/// length compile within the compiler's default recursion limit.
 ///
 /// # Examples
 ///
 /// ```
-/// use kompoz_core::{rule, Combinator};
+/// use kompoz_core::{rule, And, Combinator};
 ///
-/// let both = rule(async |n: &i32| *n > 0) & rule(async |n: &i32| *n < 10);
+/// let all: And<(_, _, _)> =
+///     rule(async |n: &i32| *n > 0) & rule(async |n: &i32| *n < 10) & rule(async |n: &i32| n % 2 == 1);
 /// futures::executor::block_on(async {
-///     assert!(both.run(5).await.0);
-///     assert!(!both.run(50).await.0);
+///     assert!(all.run(5).await.0);
+///     assert!(!all.run(50).await.0);
 /// });
 /// ```
 #[derive(Clone, Copy, Debug)]
-pub struct And<A, B> {
-    left: A,
-    right: B,
+pub struct And<T> {
+    parts: T,
 }
 
-impl<A, B> And<A, B> {
+impl<A, B> And<(A, B)> {
     /// `left & right`.
     pub fn new(left: A, right: B) -> Self {
-        And { left, right }
-    }
-}
-
-impl<C, A: Combinator<C>, B: Combinator<C>> Combinator<C> for And<A, B> {
-    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
-        async move {
-            let (ok, ctx) = self.left.run(ctx).await;
-            if !ok {
-                return (false, ctx);
-            }
-            self.right.run(ctx).await
+        And {
+            parts: (left, right),
         }
     }
 }
 
-/// `a | b`: passes if either passes. `b` runs only if `a` failed, on the
-/// context `a` returned.
+impl<T> And<T> {
+    /// The parts, as a tuple.
+    pub fn parts(&self) -> &T {
+        &self.parts
+    }
+
+    /// The parts, as a tuple, by value.
+    pub fn into_parts(self) -> T {
+        self.parts
+    }
+}
+
+/// `a | b | …`: passes if any part passes. Parts run in order on the context
+/// threaded through them; the first success stops the chain. Flat, like
+/// [`And`].
 ///
 /// # Examples
 ///
@@ -64,27 +73,28 @@ impl<C, A: Combinator<C>, B: Combinator<C>> Combinator<C> for And<A, B> {
 /// });
 /// ```
 #[derive(Clone, Copy, Debug)]
-pub struct Or<A, B> {
-    left: A,
-    right: B,
+pub struct Or<T> {
+    parts: T,
 }
 
-impl<A, B> Or<A, B> {
+impl<A, B> Or<(A, B)> {
     /// `left | right`.
     pub fn new(left: A, right: B) -> Self {
-        Or { left, right }
+        Or {
+            parts: (left, right),
+        }
     }
 }
 
-impl<C, A: Combinator<C>, B: Combinator<C>> Combinator<C> for Or<A, B> {
-    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
-        async move {
-            let (ok, ctx) = self.left.run(ctx).await;
-            if ok {
-                return (true, ctx);
-            }
-            self.right.run(ctx).await
-        }
+impl<T> Or<T> {
+    /// The parts, as a tuple.
+    pub fn parts(&self) -> &T {
+        &self.parts
+    }
+
+    /// The parts, as a tuple, by value.
+    pub fn into_parts(self) -> T {
+        self.parts
     }
 }
 
@@ -126,8 +136,9 @@ impl<C, A: Combinator<C>> Combinator<C> for Not<A> {
     }
 }
 
-/// `a >> b`: runs `a`, then `b` on the context `a` returned, whatever `a`'s
-/// verdict; `b`'s verdict stands.
+/// `a >> b >> …`: runs every part in order on the context threaded through
+/// them, whatever the verdicts; the last part's verdict stands. Flat, like
+/// [`And`].
 ///
 /// # Examples
 ///
@@ -140,24 +151,28 @@ impl<C, A: Combinator<C>> Combinator<C> for Not<A> {
 /// });
 /// ```
 #[derive(Clone, Copy, Debug)]
-pub struct Then<A, B> {
-    first: A,
-    second: B,
+pub struct Then<T> {
+    parts: T,
 }
 
-impl<A, B> Then<A, B> {
+impl<A, B> Then<(A, B)> {
     /// `first >> second`.
     pub fn new(first: A, second: B) -> Self {
-        Then { first, second }
+        Then {
+            parts: (first, second),
+        }
     }
 }
 
-impl<C, A: Combinator<C>, B: Combinator<C>> Combinator<C> for Then<A, B> {
-    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
-        async move {
-            let (_, ctx) = self.first.run(ctx).await;
-            self.second.run(ctx).await
-        }
+impl<T> Then<T> {
+    /// The parts, as a tuple.
+    pub fn parts(&self) -> &T {
+        &self.parts
+    }
+
+    /// The parts, as a tuple, by value.
+    pub fn into_parts(self) -> T {
+        self.parts
     }
 }
 
@@ -238,30 +253,39 @@ where
 #[macro_export]
 macro_rules! impl_ops {
     ([] $ty:ty) => {
-        $crate::impl_ops!(@impl [] $ty);
+        $crate::impl_ops!(@ops [] $ty; bitand bitor shr not);
     };
     ([$($gen:tt)+] $ty:ty) => {
-        $crate::impl_ops!(@impl [$($gen)+ ,] $ty);
+        $crate::impl_ops!(@ops [$($gen)+ ,] $ty; bitand bitor shr not);
     };
-    (@impl [$($gen:tt)*] $ty:ty) => {
+    (@ops $gens:tt $ty:ty; $($op:ident)*) => {
+        $( $crate::impl_ops!(@$op $gens $ty); )*
+    };
+    (@bitand [$($gen:tt)*] $ty:ty) => {
         impl<$($gen)* __Rhs> ::core::ops::BitAnd<__Rhs> for $ty {
-            type Output = $crate::And<Self, __Rhs>;
+            type Output = $crate::And<(Self, __Rhs)>;
             fn bitand(self, rhs: __Rhs) -> Self::Output {
                 $crate::And::new(self, rhs)
             }
         }
+    };
+    (@bitor [$($gen:tt)*] $ty:ty) => {
         impl<$($gen)* __Rhs> ::core::ops::BitOr<__Rhs> for $ty {
-            type Output = $crate::Or<Self, __Rhs>;
+            type Output = $crate::Or<(Self, __Rhs)>;
             fn bitor(self, rhs: __Rhs) -> Self::Output {
                 $crate::Or::new(self, rhs)
             }
         }
+    };
+    (@shr [$($gen:tt)*] $ty:ty) => {
         impl<$($gen)* __Rhs> ::core::ops::Shr<__Rhs> for $ty {
-            type Output = $crate::Then<Self, __Rhs>;
+            type Output = $crate::Then<(Self, __Rhs)>;
             fn shr(self, rhs: __Rhs) -> Self::Output {
                 $crate::Then::new(self, rhs)
             }
         }
+    };
+    (@not [$($gen:tt)*] $ty:ty) => {
         impl<$($gen)*> ::core::ops::Not for $ty {
             type Output = $crate::Not<Self>;
             fn not(self) -> Self::Output {
@@ -271,8 +295,119 @@ macro_rules! impl_ops {
     };
 }
 
-crate::impl_ops!([A, B] And<A, B>);
-crate::impl_ops!([A, B] Or<A, B>);
+/// Implements, for every tuple arity from 2 to 32, the chains' `Combinator`
+/// impls and the operator that appends to a chain of the same kind.
+macro_rules! chains {
+    // Walks the list of type names, growing the tuple by one each step.
+    (@walk [$($done:ident $idx:tt)*] [$next:ident $nidx:tt $($rest:tt)*]) => {
+        chains!(@arity $($done $idx)* $next $nidx);
+        chains!(@append [$($done $idx)*] $next $nidx);
+        chains!(@walk [$($done $idx)* $next $nidx] [$($rest)*]);
+    };
+    (@walk [$($done:ident $idx:tt)*] []) => {
+        chains!(@nest $($done $idx)*);
+    };
+    // `Combinator` for chains of this arity.
+    (@arity $first:ident $fidx:tt $($t:ident $idx:tt)+) => {
+        impl<C, $first: Combinator<C>, $($t: Combinator<C>),+> Combinator<C> for And<($first, $($t,)+)> {
+            fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
+                async move {
+                    let (ok, ctx) = self.parts.$fidx.run(ctx).await;
+                    if !ok {
+                        return (false, ctx);
+                    }
+                    $(
+                        let (ok, ctx) = self.parts.$idx.run(ctx).await;
+                        if !ok {
+                            return (false, ctx);
+                        }
+                    )+
+                    (true, ctx)
+                }
+            }
+        }
+        impl<C, $first: Combinator<C>, $($t: Combinator<C>),+> Combinator<C> for Or<($first, $($t,)+)> {
+            fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
+                async move {
+                    let (ok, ctx) = self.parts.$fidx.run(ctx).await;
+                    if ok {
+                        return (true, ctx);
+                    }
+                    $(
+                        let (ok, ctx) = self.parts.$idx.run(ctx).await;
+                        if ok {
+                            return (true, ctx);
+                        }
+                    )+
+                    (false, ctx)
+                }
+            }
+        }
+        impl<C, $first: Combinator<C>, $($t: Combinator<C>),+> Combinator<C> for Then<($first, $($t,)+)> {
+            fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
+                async move {
+                    let (ok, ctx) = self.parts.$fidx.run(ctx).await;
+                    $(
+                        let (ok, ctx) = {
+                            let _ = ok;
+                            self.parts.$idx.run(ctx).await
+                        };
+                    )+
+                    (ok, ctx)
+                }
+            }
+        }
+        crate::impl_ops!(@ops [$first, $($t,)+] And<($first, $($t,)+)>; bitor shr not);
+        crate::impl_ops!(@ops [$first, $($t,)+] Or<($first, $($t,)+)>; bitand shr not);
+        crate::impl_ops!(@ops [$first, $($t,)+] Then<($first, $($t,)+)>; bitand bitor not);
+    };
+    (@arity $first:ident $fidx:tt) => {};
+    // `chain op rhs` appends when the chain is below the maximum.
+    (@append [$($t:ident $idx:tt)*] $next:ident $nidx:tt) => {
+        chains!(@append_op [$($t $idx)*] And BitAnd bitand);
+        chains!(@append_op [$($t $idx)*] Or BitOr bitor);
+        chains!(@append_op [$($t $idx)*] Then Shr shr);
+    };
+    (@append_op [] $kind:ident $op:ident $method:ident) => {};
+    (@append_op [$first:ident $fidx:tt] $kind:ident $op:ident $method:ident) => {};
+    (@append_op [$($t:ident $idx:tt)+] $kind:ident $op:ident $method:ident) => {
+        impl<$($t,)+ __Rhs> ::core::ops::$op<__Rhs> for $kind<($($t,)+)> {
+            type Output = $kind<($($t,)+ __Rhs)>;
+            fn $method(self, rhs: __Rhs) -> Self::Output {
+                $kind {
+                    parts: ($(self.parts.$idx,)+ rhs),
+                }
+            }
+        }
+    };
+    // A full chain starts a new level: `full op rhs` is `(full, rhs)`.
+    (@nest $($t:ident $idx:tt)+) => {
+        impl<$($t,)+ __Rhs> ::core::ops::BitAnd<__Rhs> for And<($($t,)+)> {
+            type Output = And<(Self, __Rhs)>;
+            fn bitand(self, rhs: __Rhs) -> Self::Output {
+                And::new(self, rhs)
+            }
+        }
+        impl<$($t,)+ __Rhs> ::core::ops::BitOr<__Rhs> for Or<($($t,)+)> {
+            type Output = Or<(Self, __Rhs)>;
+            fn bitor(self, rhs: __Rhs) -> Self::Output {
+                Or::new(self, rhs)
+            }
+        }
+        impl<$($t,)+ __Rhs> ::core::ops::Shr<__Rhs> for Then<($($t,)+)> {
+            type Output = Then<(Self, __Rhs)>;
+            fn shr(self, rhs: __Rhs) -> Self::Output {
+                Then::new(self, rhs)
+            }
+        }
+    };
+}
+
+chains!(@walk [] [
+    T0 0 T1 1 T2 2 T3 3 T4 4 T5 5 T6 6 T7 7 T8 8 T9 9 T10 10 T11 11 T12 12 T13 13 T14 14 T15 15
+    T16 16 T17 17 T18 18 T19 19 T20 20 T21 21 T22 22 T23 23 T24 24 T25 25 T26 26 T27 27 T28 28
+    T29 29 T30 30 T31 31
+]);
+
 crate::impl_ops!([A] Not<A>);
-crate::impl_ops!([A, B] Then<A, B>);
 crate::impl_ops!([Cond, T, E] IfElse<Cond, T, E>);

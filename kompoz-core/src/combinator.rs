@@ -52,7 +52,7 @@ pub trait Combinator<C> {
     fn run(&self, ctx: C) -> impl Future<Output = (bool, C)>;
 
     /// `self & other`: runs `other` only if `self` passes. See [`And`].
-    fn and<B>(self, other: B) -> And<Self, B>
+    fn and<B>(self, other: B) -> And<(Self, B)>
     where
         Self: Sized,
     {
@@ -60,7 +60,7 @@ pub trait Combinator<C> {
     }
 
     /// `self | other`: runs `other` only if `self` fails. See [`Or`].
-    fn or<B>(self, other: B) -> Or<Self, B>
+    fn or<B>(self, other: B) -> Or<(Self, B)>
     where
         Self: Sized,
     {
@@ -68,7 +68,7 @@ pub trait Combinator<C> {
     }
 
     /// `self >> other`: runs both; `other`'s verdict stands. See [`Then`].
-    fn then<B>(self, other: B) -> Then<Self, B>
+    fn then<B>(self, other: B) -> Then<(Self, B)>
     where
         Self: Sized,
     {
