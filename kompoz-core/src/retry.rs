@@ -1,7 +1,420 @@
-//! PLACEHOLDER: filled by its issue.
+//! Retry with back-off: [`Retry`] (kompoz's `AsyncRetry`).
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::clock::duration_to_nanos;
+use crate::{Clock, Combinator, ConfigError};
+
+mod backoff;
+
+pub use backoff::Jitter;
+use backoff::{Backoff, SplitMix};
+
+/// Re-runs an inner combinator while it fails, waiting between attempts.
+///
+/// Each attempt runs on a clone of the context the call started with
+/// (so `C: Clone`), up to `max_attempts` runs in all. The first success
+/// returns `(true, ctx)` with that attempt's context; when every attempt
+/// fails, the last attempt's `(false, ctx)` is returned. The waits go through
+/// the [`Clock`], so under [`ManualClock`](crate::ManualClock) tests see the
+/// exact delays.
+///
+/// - Delays: none by default (kompoz's `backoff=0`), [`fixed`](Self::fixed),
+///   or [`exponential`](Self::exponential) from a base by a factor, capped.
+///   The arithmetic saturates: no attempt number makes a delay overflow, wrap
+///   or turn negative.
+/// - [`jitter`](Self::jitter): [`Jitter::Full`] (a uniform delay in
+///   `[0, delay]`) or kompoz's [`Jitter::Additive`], from a small seeded
+///   generator ([`seed`](Self::seed) makes it reproducible).
+/// - [`on_retry`](Self::on_retry)`(attempt, delay)`: kompoz's observability
+///   hook, called after failed attempt `attempt` (counted from 1) and before
+///   the wait of `delay` that precedes the next attempt.
+/// - [`stop_if`](Self::stop_if): gives up early on a failed attempt whose
+///   context says retrying is pointless.
+/// - [`run_with_info`](Self::run_with_info): kompoz's `run_with_info`, which
+///   also reports how many attempts ran.
+///
+/// Dropping the future cancels whatever it is doing: the running attempt or
+/// the pending wait.
+///
+/// The runtime crates provide `retry(inner, max_attempts)` with their clock
+/// plugged in.
+///
+/// # Examples
+///
+/// ```
+/// use core::pin::pin;
+/// use core::time::Duration;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use futures::FutureExt;
+/// use kompoz_core::{rule, Clock, ManualClock, Retry};
+///
+/// let clock = ManualClock::new();
+/// let calls = AtomicU32::new(0);
+/// // Fails twice, then passes.
+/// let flaky = rule(async |_: &()| calls.fetch_add(1, Ordering::SeqCst) >= 2);
+///
+/// let fetch = Retry::new(flaky, 5, clock.clone())?
+///     .exponential(Duration::from_millis(100), 2.0, Duration::from_secs(1))?
+///     .on_retry(|attempt, delay| println!("attempt {attempt} failed, retrying in {delay:?}"));
+///
+/// let mut run = pin!(fetch.run_with_info(()));
+/// let info = loop {
+///     if let Some(info) = (&mut run).now_or_never() {
+///         break info;
+///     }
+///     clock.advance_to_next_deadline(); // let virtual time pass
+/// };
+/// assert!(info.ok);
+/// assert_eq!(info.attempts, 3);
+/// // Waited 100 ms after the first failure and 200 ms after the second.
+/// assert_eq!(clock.now().as_duration(), Duration::from_millis(300));
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+pub struct Retry<A, K, H = (), S = ()> {
+    inner: A,
+    max_attempts: u32,
+    backoff: Backoff,
+    jitter: Jitter,
+    rng: SplitMix,
+    clock: K,
+    on_retry: H,
+    stop_if: S,
+}
+
+/// What a retried call did: its verdict and context, and how many attempts
+/// ran (kompoz's `RetryResult`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryInfo<C> {
+    /// The verdict: `true` if an attempt passed.
+    pub ok: bool,
+    /// The context of the attempt that decided the outcome: the one that
+    /// passed, the one [`stop_if`](Retry::stop_if) stopped at, or the last.
+    pub ctx: C,
+    /// How many attempts ran, from 1 to `max_attempts`.
+    pub attempts: u32,
+    /// `true` if [`stop_if`](Retry::stop_if) ended the retries before
+    /// `max_attempts` ran.
+    pub stopped_early: bool,
+}
+
+/// The [`on_retry`](Retry::on_retry) hook: implemented for `()` (no hook)
+/// and for closures `Fn(u32, Duration)`.
+pub trait OnRetry {
+    /// Called after failed attempt `attempt` (from 1) and before waiting
+    /// `delay` for the next one.
+    fn on_retry(&self, attempt: u32, delay: Duration);
+}
+
+impl OnRetry for () {
+    fn on_retry(&self, _: u32, _: Duration) {}
+}
+
+impl<F: Fn(u32, Duration)> OnRetry for F {
+    fn on_retry(&self, attempt: u32, delay: Duration) {
+        self(attempt, delay)
+    }
+}
+
+/// The [`stop_if`](Retry::stop_if) predicate: implemented for `()` (never
+/// stop early) and for closures `Fn(&C) -> bool`.
+pub trait StopIf<C> {
+    /// `true` to give up after a failed attempt that left `ctx`.
+    fn stop_if(&self, ctx: &C) -> bool;
+}
+
+impl<C> StopIf<C> for () {
+    fn stop_if(&self, _: &C) -> bool {
+        false
+    }
+}
+
+impl<C, F: Fn(&C) -> bool> StopIf<C> for F {
+    fn stop_if(&self, ctx: &C) -> bool {
+        self(ctx)
+    }
+}
+
+impl<A, K> Retry<A, K> {
+    /// Retries `inner` up to `max_attempts` runs in all (at least 1), timed
+    /// by `clock`, with no delay between attempts until one is configured.
+    ///
+    /// # Errors
+    ///
+    /// `max_attempts == 0`.
+    pub fn new(inner: A, max_attempts: u32, clock: K) -> Result<Self, ConfigError> {
+        if max_attempts == 0 {
+            return Err(ConfigError::invalid(
+                "max_attempts",
+                max_attempts,
+                "at least 1",
+            ));
+        }
+        Ok(Retry {
+            inner,
+            max_attempts,
+            backoff: Backoff::Fixed(0),
+            jitter: Jitter::None,
+            rng: SplitMix::from_entropy(),
+            clock,
+            on_retry: (),
+            stop_if: (),
+        })
+    }
+}
+
+impl<A, K, H, S> Retry<A, K, H, S> {
+    /// Waits `delay` between attempts (kompoz's `backoff` without
+    /// `exponential`).
+    pub fn fixed(mut self, delay: Duration) -> Self {
+        self.backoff = Backoff::Fixed(duration_to_nanos(delay));
+        self
+    }
+
+    /// Waits `base` after the first failure, then `factor` times the previous
+    /// delay after each further one, never more than `max_delay`:
+    /// `base, base·factor, base·factor², …, max_delay, max_delay, …`.
+    /// kompoz's `exponential=True` is `factor = 2.0` with no cap.
+    ///
+    /// Delays are computed in whole nanoseconds and saturate at `max_delay`,
+    /// so they never overflow however many attempts run. Durations beyond
+    /// `u64::MAX` nanoseconds (about 584 years) count as that much.
+    ///
+    /// # Errors
+    ///
+    /// `factor` below 1 or not finite; `max_delay` below `base`.
+    pub fn exponential(
+        mut self,
+        base: Duration,
+        factor: f64,
+        max_delay: Duration,
+    ) -> Result<Self, ConfigError> {
+        // Written so that NaN fails too.
+        if !(factor >= 1.0 && factor.is_finite()) {
+            return Err(ConfigError::invalid(
+                "factor",
+                factor,
+                "a finite number of at least 1",
+            ));
+        }
+        if max_delay < base {
+            return Err(ConfigError::invalid(
+                "max_delay",
+                max_delay,
+                "at least the base delay",
+            ));
+        }
+        self.backoff = Backoff::Exponential {
+            base: duration_to_nanos(base),
+            factor,
+            max: duration_to_nanos(max_delay),
+        };
+        Ok(self)
+    }
+
+    /// Randomises each delay (see [`Jitter`]); applied after the cap of
+    /// [`exponential`](Self::exponential).
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Seeds the jitter's random source, so the delays are reproducible.
+    ///
+    /// Without a seed, each `Retry` is seeded from the process's hash-map
+    /// randomness (with `std`) or from a counter (without `std`: pass a seed
+    /// from your platform's entropy there). Concurrent calls draw from one
+    /// shared sequence.
+    pub fn seed(self, seed: u64) -> Self {
+        self.rng.reseed(seed);
+        self
+    }
+
+    /// Calls `hook(attempt, delay)` after each failed attempt that will be
+    /// retried: `attempt` counts from 1, `delay` is the wait (jitter included)
+    /// before the next attempt. Not called after the last attempt.
+    pub fn on_retry<H2>(self, hook: H2) -> Retry<A, K, H2, S>
+    where
+        H2: Fn(u32, Duration),
+    {
+        Retry {
+            inner: self.inner,
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            jitter: self.jitter,
+            rng: self.rng,
+            clock: self.clock,
+            on_retry: hook,
+            stop_if: self.stop_if,
+        }
+    }
+
+    /// Stops retrying after a failed attempt whose context makes `stop`
+    /// return `true` (a permanent error, say); that attempt's `(false, ctx)`
+    /// is the result. Only failed attempts are checked: a pass ends the
+    /// retries anyway.
+    pub fn stop_if<C, S2>(self, stop: S2) -> Retry<A, K, H, S2>
+    where
+        S2: Fn(&C) -> bool,
+    {
+        Retry {
+            inner: self.inner,
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            jitter: self.jitter,
+            rng: self.rng,
+            clock: self.clock,
+            on_retry: self.on_retry,
+            stop_if: stop,
+        }
+    }
+
+    /// The maximum number of attempts per call.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The retried combinator.
+    pub fn get_ref(&self) -> &A {
+        &self.inner
+    }
+
+    /// The retried combinator, mutably.
+    pub fn get_mut(&mut self) -> &mut A {
+        &mut self.inner
+    }
+
+    /// The retried combinator, by value.
+    pub fn into_inner(self) -> A {
+        self.inner
+    }
+}
+
+impl<A, K: Clock, H: OnRetry, S> Retry<A, K, H, S> {
+    /// Runs with retries and reports how many attempts ran (kompoz's
+    /// `run_with_info`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kompoz_core::{rule, ManualClock, Retry};
+    ///
+    /// let never = Retry::new(rule(async |_: &u8| false), 3, ManualClock::new())?;
+    /// let info = futures::executor::block_on(never.run_with_info(7));
+    /// assert!(!info.ok);
+    /// assert_eq!((info.ctx, info.attempts), (7, 3));
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    pub async fn run_with_info<C>(&self, ctx: C) -> RetryInfo<C>
+    where
+        C: Clone,
+        A: Combinator<C>,
+        S: StopIf<C>,
+    {
+        let mut attempt = 1;
+        let mut delay = self.backoff.first();
+        loop {
+            if attempt >= self.max_attempts {
+                // The last attempt takes the original context itself.
+                let (ok, ctx) = self.inner.run(ctx).await;
+                return RetryInfo {
+                    ok,
+                    ctx,
+                    attempts: attempt,
+                    stopped_early: false,
+                };
+            }
+            let (ok, out) = self.inner.run(ctx.clone()).await;
+            if ok || self.stop_if.stop_if(&out) {
+                return RetryInfo {
+                    ok,
+                    ctx: out,
+                    attempts: attempt,
+                    stopped_early: !ok,
+                };
+            }
+            drop(out);
+            let wait = self.jitter.apply(delay, &self.rng);
+            self.on_retry.on_retry(attempt, Duration::from_nanos(wait));
+            if wait > 0 {
+                self.clock.sleep(Duration::from_nanos(wait)).await;
+            }
+            delay = self.backoff.next(delay);
+            attempt += 1;
+        }
+    }
+}
+
+impl<C, A, K, H, S> Combinator<C> for Retry<A, K, H, S>
+where
+    C: Clone,
+    A: Combinator<C>,
+    K: Clock,
+    H: OnRetry,
+    S: StopIf<C>,
+{
+    async fn run(&self, ctx: C) -> (bool, C) {
+        let info = self.run_with_info(ctx).await;
+        (info.ok, info.ctx)
+    }
+}
+
+impl<A: Clone, K: Clone, H: Clone, S: Clone> Clone for Retry<A, K, H, S> {
+    /// A copy with the same settings; its random source continues from the
+    /// same point but advances independently.
+    fn clone(&self) -> Self {
+        Retry {
+            inner: self.inner.clone(),
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            jitter: self.jitter,
+            rng: self.rng.clone(),
+            clock: self.clock.clone(),
+            on_retry: self.on_retry.clone(),
+            stop_if: self.stop_if.clone(),
+        }
+    }
+}
+
+impl<A: fmt::Debug, K, H, S> fmt::Debug for Retry<A, K, H, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("jitter", &self.jitter)
+            .finish_non_exhaustive()
+    }
+}
+
+crate::impl_ops!([A, K, H, S] Retry<A, K, H, S>);
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __retry_api {
-    ($clock:ty) => {};
+    ($clock:ty) => {
+        /// Retries `inner` up to `max_attempts` runs in all while it fails
+        /// (kompoz's `AsyncRetry`), on this crate's clock.
+        ///
+        /// Configure the delays with `.fixed(d)` or
+        /// `.exponential(base, factor, max_delay)?`, then `.jitter(..)`,
+        /// `.on_retry(..)`, `.stop_if(..)`. See `kompoz_core::Retry` for the
+        /// semantics and examples.
+        ///
+        /// # Errors
+        ///
+        /// `max_attempts == 0`.
+        pub fn retry<A>(
+            inner: A,
+            max_attempts: u32,
+        ) -> ::core::result::Result<$crate::Retry<A, $clock>, $crate::ConfigError> {
+            $crate::Retry::new(
+                inner,
+                max_attempts,
+                <$clock as ::core::default::Default>::default(),
+            )
+        }
+    };
 }
