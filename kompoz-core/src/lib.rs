@@ -63,6 +63,7 @@ mod circuit_breaker;
 mod limiter;
 mod parallel;
 mod rate_limit;
+mod registry;
 mod retry;
 mod timeout;
 
@@ -84,6 +85,7 @@ pub use circuit_breaker::*;
 pub use limiter::*;
 pub use parallel::*;
 pub use rate_limit::*;
+pub use registry::*;
 pub use retry::*;
 pub use timeout::*;
 

@@ -1,0 +1,379 @@
+//! A fair (FIFO) async semaphore, portable to `no_std` + `alloc`.
+//!
+//! # Why not `async-lock`
+//!
+//! `async-lock`'s `Semaphore` wakes a waiter on release but lets any caller
+//! that arrives before the woken waiter runs take the permit ("barging"), so
+//! waiters are not admitted in arrival order and a steady stream of new
+//! callers can starve an old waiter. A concurrency limiter promises FIFO, so
+//! this crate has its own semaphore.
+//!
+//! # Design
+//!
+//! One atomic word holds the free permits (shifted left by one) and a
+//! `QUEUED` bit that is set exactly while the waiter queue is non-empty.
+//!
+//! - Fast path: with `QUEUED` clear, acquire and release are one CAS on the
+//!   word. No lock, no allocation.
+//! - While `QUEUED` is set, the fast paths fail and everything happens under
+//!   the queue's lock, where the permit count is zero: a release hands its
+//!   permit *directly* to the head waiter (so a newcomer can never take it
+//!   first), and a newcomer queues behind the others.
+//! - A waiter dropped while queued leaves the queue; one dropped after being
+//!   handed a permit, before it saw it, passes the permit on.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use super::waiters::Waiters;
+use crate::ConfigError;
+use crate::sync::{AtomicUsize, Mutex, Ordering};
+
+/// Set while waiters are queued; free permits are `state >> 1`.
+const QUEUED: usize = 1;
+/// One permit in the state word.
+const ONE: usize = 2;
+
+/// A fair async semaphore: waiters get permits in the order they asked.
+///
+/// This is the pool behind [`Limited`](crate::Limited) and the named pools of
+/// a [`Registry`](crate::Registry); it can also be used on its own, like
+/// `async-lock`'s or tokio's semaphore. An uncontended
+/// [`acquire`](Self::acquire) + release is one compare-and-swap each, with
+/// no lock and no allocation. Waiting is FIFO: once a caller waits, later
+/// callers queue behind it, even if a permit comes free in between.
+///
+/// Dropping an [`Acquire`] future (a cancelled caller) leaves the queue, and
+/// dropping a [`SemaphorePermit`] (also during a panic's unwinding) gives the
+/// permit back, or to the next waiter.
+///
+/// # Examples
+///
+/// ```
+/// use kompoz_core::Semaphore;
+///
+/// let pool = Semaphore::new(2)?;
+/// futures::executor::block_on(async {
+///     let a = pool.acquire().await;
+///     let _b = pool.acquire().await;
+///     assert_eq!(pool.available(), 0);
+///     assert!(pool.try_acquire().is_none());
+///     drop(a);
+///     assert!(pool.try_acquire().is_some());
+/// });
+/// assert_eq!(pool.available(), 2);
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+pub struct Semaphore {
+    state: AtomicUsize,
+    capacity: usize,
+    waiters: Mutex<Waiters>,
+}
+
+impl Semaphore {
+    /// The largest number of permits a semaphore can hold.
+    pub const MAX_PERMITS: usize = usize::MAX >> 1;
+
+    /// A semaphore with `permits` permits, all free.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for `permits` of zero or above
+    /// [`MAX_PERMITS`](Self::MAX_PERMITS).
+    pub fn new(permits: usize) -> Result<Self, ConfigError> {
+        check_capacity("permits", permits)?;
+        Ok(Self::with_valid_capacity(permits))
+    }
+
+    /// `permits` must have passed [`check_capacity`].
+    pub(crate) fn with_valid_capacity(permits: usize) -> Self {
+        Semaphore {
+            state: AtomicUsize::new(permits << 1),
+            capacity: permits,
+            waiters: Mutex::new(Waiters::new()),
+        }
+    }
+
+    /// How many permits the semaphore was built with.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Permits free right now (a snapshot).
+    pub fn available(&self) -> usize {
+        self.state.load(Ordering::Acquire) >> 1
+    }
+
+    /// Permits held right now: `capacity() - available()`, including permits
+    /// handed to a waiter that has not run yet (a snapshot).
+    pub fn in_use(&self) -> usize {
+        self.capacity.saturating_sub(self.available())
+    }
+
+    /// Callers queued for a permit right now (a snapshot).
+    pub fn waiting(&self) -> usize {
+        self.waiters.lock().len()
+    }
+
+    /// Takes a permit if one is free and nobody is queued for it; never waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kompoz_core::Semaphore;
+    ///
+    /// let pool = Semaphore::new(1)?;
+    /// let permit = pool.try_acquire();
+    /// assert!(permit.is_some());
+    /// assert!(pool.try_acquire().is_none());
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            if state & QUEUED != 0 || state < ONE {
+                return None;
+            }
+            match self.state.compare_exchange_weak(
+                state,
+                state - ONE,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(SemaphorePermit { semaphore: self }),
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Waits for a permit, in arrival order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kompoz_core::Semaphore;
+    ///
+    /// let pool = Semaphore::new(1)?;
+    /// futures::executor::block_on(async {
+    ///     let permit = pool.acquire().await;
+    ///     assert_eq!(pool.available(), 0);
+    ///     drop(permit);
+    ///     assert_eq!(pool.available(), 1);
+    /// });
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    pub fn acquire(&self) -> Acquire<'_> {
+        Acquire {
+            semaphore: self,
+            slot: Slot::Start,
+        }
+    }
+
+    /// Gives one permit back: to the head waiter if any, else to the count.
+    fn release(&self) {
+        let mut state = self.state.load(Ordering::Relaxed);
+        while state & QUEUED == 0 {
+            match self.state.compare_exchange_weak(
+                state,
+                state + ONE,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => state = actual,
+            }
+        }
+        self.release_slow();
+    }
+
+    /// Release while waiters are (or were, a moment ago) queued.
+    fn release_slow(&self) {
+        let waker = {
+            let mut waiters = self.waiters.lock();
+            self.release_locked(&mut waiters)
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Under the lock: hands the permit to the head waiter and returns its
+    /// waker (to wake after unlocking), or returns the permit to the count.
+    fn release_locked(&self, waiters: &mut Waiters) -> Option<core::task::Waker> {
+        match waiters.grant_head() {
+            Some(waker) => {
+                if waiters.is_empty() {
+                    self.state.fetch_and(!QUEUED, Ordering::Release);
+                }
+                waker
+            }
+            None => {
+                // Nobody queued, so `QUEUED` is clear and fast paths may be
+                // racing with us: add atomically.
+                self.state.fetch_add(ONE, Ordering::Release);
+                None
+            }
+        }
+    }
+}
+
+/// Refuses a capacity of zero or above [`Semaphore::MAX_PERMITS`].
+pub(crate) fn check_capacity(parameter: &'static str, value: usize) -> Result<(), ConfigError> {
+    if value == 0 || value > Semaphore::MAX_PERMITS {
+        return Err(ConfigError::invalid(
+            parameter,
+            value,
+            "at least 1 and at most usize::MAX / 2",
+        ));
+    }
+    Ok(())
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("capacity", &self.capacity)
+            .field("available", &self.available())
+            .field("waiting", &self.waiting())
+            .finish()
+    }
+}
+
+/// A permit from a [`Semaphore`]; dropping it gives the permit back (or to
+/// the next waiter in line).
+#[must_use = "the permit is given back as soon as it is dropped"]
+pub struct SemaphorePermit<'a> {
+    semaphore: &'a Semaphore,
+}
+
+impl SemaphorePermit<'_> {
+    /// The semaphore this permit belongs to.
+    pub fn semaphore(&self) -> &Semaphore {
+        self.semaphore
+    }
+}
+
+impl Drop for SemaphorePermit<'_> {
+    fn drop(&mut self) {
+        self.semaphore.release();
+    }
+}
+
+impl fmt::Debug for SemaphorePermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphorePermit").finish_non_exhaustive()
+    }
+}
+
+/// Where an [`Acquire`] future stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// Not polled yet.
+    Start,
+    /// Queued in this slot of the waiter list.
+    Queued(usize),
+    /// Returned its permit.
+    Done,
+}
+
+/// The future returned by [`Semaphore::acquire`].
+///
+/// Dropping it before it completes leaves the queue; if a permit was handed
+/// to it in the meantime, the permit goes to the next waiter.
+#[must_use = "futures do nothing unless polled"]
+pub struct Acquire<'a> {
+    semaphore: &'a Semaphore,
+    slot: Slot,
+}
+
+impl<'a> Future for Acquire<'a> {
+    type Output = SemaphorePermit<'a>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SemaphorePermit<'a>> {
+        let this = self.get_mut();
+        let semaphore = this.semaphore;
+        match this.slot {
+            Slot::Start => {
+                if let Some(permit) = semaphore.try_acquire() {
+                    this.slot = Slot::Done;
+                    return Poll::Ready(permit);
+                }
+                let mut waiters = semaphore.waiters.lock();
+                let mut state = semaphore.state.load(Ordering::Relaxed);
+                loop {
+                    if state & QUEUED != 0 {
+                        break; // others are queued: line up behind them
+                    }
+                    let next = if state >= ONE {
+                        state - ONE // a permit came free, nobody queued
+                    } else {
+                        QUEUED
+                    };
+                    match semaphore.state.compare_exchange_weak(
+                        state,
+                        next,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) if next == QUEUED => break,
+                        Ok(_) => {
+                            this.slot = Slot::Done;
+                            return Poll::Ready(SemaphorePermit { semaphore });
+                        }
+                        Err(actual) => state = actual,
+                    }
+                }
+                this.slot = Slot::Queued(waiters.push(cx.waker().clone()));
+                Poll::Pending
+            }
+            Slot::Queued(index) => {
+                let mut waiters = semaphore.waiters.lock();
+                if waiters.is_granted(index) {
+                    waiters.free(index);
+                    this.slot = Slot::Done;
+                    Poll::Ready(SemaphorePermit { semaphore })
+                } else {
+                    waiters.set_waker(index, cx.waker());
+                    Poll::Pending
+                }
+            }
+            // Polled after completion: the permit was already returned.
+            Slot::Done => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Acquire<'_> {
+    fn drop(&mut self) {
+        let Slot::Queued(index) = self.slot else {
+            return;
+        };
+        let semaphore = self.semaphore;
+        let waker = {
+            let mut waiters = semaphore.waiters.lock();
+            if waiters.free(index) {
+                // Handed a permit we will never use: pass it on.
+                semaphore.release_locked(&mut waiters)
+            } else {
+                if waiters.is_empty() {
+                    semaphore.state.fetch_and(!QUEUED, Ordering::Release);
+                }
+                None
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl fmt::Debug for Acquire<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acquire")
+            .field("semaphore", self.semaphore)
+            .field("queued", &matches!(self.slot, Slot::Queued(_)))
+            .finish()
+    }
+}
