@@ -1,7 +1,546 @@
-//! PLACEHOLDER: filled by its issue.
+//! Circuit breaker: stop calling a service that keeps failing, probe it
+//! after a while, and resume when it recovers.
+//!
+//! The reference's breaker is the default; the policies resilience4j and
+//! Polly users grow into are options on the same builder.
+//!
+//! # States
+//!
+//! - **CLOSED**: normal operation; calls pass through and their outcomes are
+//!   recorded.
+//! - **OPEN**: too many failures; calls return `(false, ctx)` at once and the
+//!   inner combinator does not run.
+//! - **HALF_OPEN**: testing whether the service recovered; a few probe
+//!   calls are let through.
+//!
+//! # Policies
+//!
+//! | policy | builder methods | semantics | default |
+//! |---|---|---|---|
+//! | consecutive failures | `failure_threshold(n)` | CLOSED → OPEN after `n` failures in a row; a success resets the count | on, `n = 5`; off once `failure_rate` is set, unless `failure_threshold` is set too |
+//! | failure rate | `failure_rate(p)`, `sliding_window(w)`, `minimum_calls(m)` | CLOSED → OPEN when the window holds at least `m` calls and failures are at least `p` % of them | off; `w` = last 100 calls, `m` = min(100, count window) |
+//! | slow-call rate | `slow_calls(t, p)` (same window) | a call taking at least `t` is slow; CLOSED → OPEN when the window holds at least `m` calls and slow ones are at least `p` % | off |
+//! | recovery | `recovery_timeout(d)` | OPEN for `d`; then the next call moves it to HALF_OPEN and runs as a probe | 30 s |
+//! | half-open | `half_open_max_calls(k)` | at most `k` probes at once, the rest rejected; `k` probe successes close it; a failed probe (or a slow one under a slow-call policy) reopens it | `k = 1` |
+//! | back-off | `backoff(f, max)`, `jitter(j)`, `jitter_seed(s)` | the `n`-th trip since the circuit last closed opens it for `min(d × f^(n-1), max)`, spread uniformly over ± `j` of that | off |
+//! | what fails | `failure_if(pred)` | `pred(ok, &ctx)` says whether an outcome is a failure; the verdict returned is still the inner one | `!ok` |
+//! | manual | `force_open()`, `force_closed()`, `reset()` | isolate (reject all, never probe); disable (run all, record only, never trip); close and clear | — |
+//! | events | `on_state_change(f)`, `on_event(f)` | state changes, successes, failures, slow calls, rejections | none; no cost beyond one branch |
+//!
+//! Windows: [`SlidingWindow::Count`]`(n)` holds the last `n` outcomes;
+//! [`SlidingWindow::Time`] holds the outcomes of the last `duration`, in
+//! `buckets` buckets. A window holds the outcomes of the current CLOSED
+//! period only: it is cleared whenever the circuit closes.
+//!
+//! # Guarantees
+//!
+//! - **No stuck HALF_OPEN.** A probe whose future is dropped (cancelled, or
+//!   timed out by an outer timeout) gives its slot back without an outcome;
+//!   a probe that panics gives it back and counts as a failure.
+//! - **Generations.** Every state change starts a new generation; a result
+//!   from a call admitted in an earlier one is ignored, so a slow failure
+//!   from before a `reset()` or a trip cannot reopen the new circuit, and a
+//!   slow success from before a trip cannot close it.
+//! - **Callbacks** fire exactly once per transition, after the new state is
+//!   in place, with no internal lock held.
+//! - **Speed.** With the default policy the CLOSED path takes no lock, makes
+//!   no allocation and reads no clock: admission is one atomic load, a
+//!   success one more load and one relaxed add.
+//!
+//! # Timeouts
+//!
+//! To count slow calls as failures, put the timeout *inside* the breaker:
+//! `circuit_breaker(with_timeout(call, d))`: a timed-out call returns
+//! `(false, ctx)`, a failure. A timeout *around* the breaker cancels the
+//! call instead: a cancelled call has no outcome (a probe's slot is given
+//! back).
 
+use core::fmt;
+use core::future::Future;
+
+use crate::{Clock, Combinator, ConfigError};
+
+mod breaker;
+mod config;
+mod events;
+mod state;
+mod stats;
+mod window;
+
+pub use breaker::Breaker;
+use breaker::{Shared, Ticket};
+pub use config::{
+    BreakerBuilder, DEFAULT_FAILURE_THRESHOLD, DEFAULT_HALF_OPEN_MAX_CALLS, DEFAULT_MINIMUM_CALLS,
+    DEFAULT_RECOVERY_TIMEOUT, DEFAULT_SLIDING_WINDOW,
+};
+pub use events::BreakerEvent;
+pub use state::CircuitState;
+pub use stats::{CircuitBreakerStats, WindowStats};
+pub use window::SlidingWindow;
+
+/// Decides whether a call's outcome counts as a failure for the breaker.
+///
+/// Implemented by [`NotOk`] (the default: `ok == false` is a failure) and by
+/// every `Fn(bool, &C) -> bool`.
+pub trait FailurePredicate<C> {
+    /// Whether the outcome `(ok, ctx)` is a failure.
+    fn is_failure(&self, ok: bool, ctx: &C) -> bool;
+}
+
+/// The default [`FailurePredicate`]: a call that returns `ok == false` failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NotOk;
+
+impl<C> FailurePredicate<C> for NotOk {
+    #[inline]
+    fn is_failure(&self, ok: bool, _: &C) -> bool {
+        !ok
+    }
+}
+
+impl<C, F: Fn(bool, &C) -> bool> FailurePredicate<C> for F {
+    fn is_failure(&self, ok: bool, ctx: &C) -> bool {
+        self(ok, ctx)
+    }
+}
+
+/// A combinator guarded by a circuit breaker (the reference's
+/// `circuit_breaker(...)`).
+///
+/// Built by [`CircuitBreaker::builder`] (the runtime crates'
+/// `circuit_breaker(inner)` plugs their clock in), or by
+/// [`Breaker::guard`] to share one breaker between several combinators.
+/// `run` returns the inner combinator's `(ok, ctx)`, or `(false, ctx)`
+/// without running it when the breaker rejects the call. See the
+/// [module docs](self) for the policies.
+///
+/// # Examples
+///
+/// The reference's *Basic Usage*, line for line (in an application,
+/// `circuit_breaker` comes from `kompoz-tokio`, `kompoz-async-std`,
+/// `kompoz-smol` or `kompoz_core::futures_timer`):
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{rule, CircuitState, Combinator};
+/// # use kompoz_core::{CircuitBreaker, CircuitBreakerBuilder, ManualClock};
+/// # fn circuit_breaker<I>(inner: I) -> CircuitBreakerBuilder<I, ManualClock> {
+/// #     CircuitBreaker::builder(inner, ManualClock::new())
+/// # }
+/// # struct Ctx { id: u32 }
+/// # async fn api_check(_id: u32) -> bool { false }
+/// # let ctx = Ctx { id: 7 };
+/// # futures::executor::block_on(async {
+/// let flaky_api = rule(async |ctx: &Ctx| api_check(ctx.id).await);
+///
+/// let protected = circuit_breaker(flaky_api)
+///     .failure_threshold(5)                      // Open after 5 failures
+///     .recovery_timeout(Duration::from_secs(30)) // Try again after 30 seconds
+///     .build()?;
+///
+/// let (ok, result) = protected.run(ctx).await;
+/// # assert!(!ok);
+/// # let mut result = result;
+/// # for _ in 0..4 { result = protected.run(result).await.1; }
+///
+/// // Check circuit state
+/// if protected.state() == CircuitState::Open {
+///     println!("Circuit is open, service likely down");
+/// }
+/// # assert_eq!(protected.state(), CircuitState::Open);
+///
+/// // Get detailed stats
+/// let stats = protected.stats();
+/// println!("Failures: {}", stats.failure_count);
+/// # assert_eq!(stats.failure_count, 5);
+/// # let _ = result;
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// # })?;
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+///
+/// *State Change Callbacks*:
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{rule, CircuitBreakerStats, CircuitState, Combinator};
+/// # use kompoz_core::{CircuitBreaker, CircuitBreakerBuilder, ManualClock};
+/// # fn circuit_breaker<I>(inner: I) -> CircuitBreakerBuilder<I, ManualClock> {
+/// #     CircuitBreaker::builder(inner, ManualClock::new())
+/// # }
+/// # let flaky_api = rule(async |_: &u32| false);
+///
+/// fn on_state_change(old_state: CircuitState, new_state: CircuitState, stats: &CircuitBreakerStats) {
+///     println!("Circuit {old_state} -> {new_state}");
+/// #   assert_eq!((old_state, new_state, stats.state), (CircuitState::Closed, CircuitState::Open, CircuitState::Open));
+/// }
+///
+/// let protected = circuit_breaker(flaky_api)
+///     .failure_threshold(5)
+///     .recovery_timeout(Duration::from_secs(30))
+///     .on_state_change(on_state_change)
+///     .build()?;
+/// # futures::executor::block_on(async { for n in 0..5 { protected.run(n).await; } });
+/// # assert_eq!(protected.state(), CircuitState::Open);
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+///
+/// Recovery, on a [`ManualClock`](crate::ManualClock):
+///
+/// ```
+/// use core::time::Duration;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use kompoz_core::{rule, CircuitBreaker, CircuitState, Combinator, ManualClock};
+///
+/// static UP: AtomicBool = AtomicBool::new(false);
+/// let clock = ManualClock::new();
+/// let protected = CircuitBreaker::builder(rule(async |_: &()| UP.load(Ordering::SeqCst)), clock.clone())
+///     .failure_threshold(2)
+///     .recovery_timeout(Duration::from_secs(30))
+///     .build()?;
+///
+/// futures::executor::block_on(async {
+///     protected.run(()).await;
+///     protected.run(()).await;
+///     assert_eq!(protected.state(), CircuitState::Open);
+///
+///     UP.store(true, Ordering::SeqCst);
+///     assert!(!protected.run(()).await.0);          // still open: rejected
+///     clock.advance(Duration::from_secs(30));
+///     assert!(protected.run(()).await.0);           // the probe passes
+///     assert_eq!(protected.state(), CircuitState::Closed);
+/// });
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct CircuitBreaker<I, K, P = NotOk> {
+    inner: I,
+    breaker: Breaker<K>,
+    predicate: P,
+}
+
+crate::impl_ops!([I, K, P] CircuitBreaker<I, K, P>);
+
+/// `inner` guarded by a new breaker on `clock` (the runtime crates'
+/// `circuit_breaker(inner)` with the clock made explicit).
+///
+/// # Examples
+///
+/// ```
+/// use kompoz_core::{circuit_breaker_with_clock, rule, Combinator, ManualClock};
+///
+/// let protected = circuit_breaker_with_clock(rule(async |n: &u32| *n > 0), ManualClock::new())
+///     .failure_threshold(3)
+///     .build()?;
+/// assert_eq!(futures::executor::block_on(protected.run(1)), (true, 1));
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+pub fn circuit_breaker_with_clock<I, K>(inner: I, clock: K) -> CircuitBreakerBuilder<I, K> {
+    CircuitBreaker::builder(inner, clock)
+}
+
+impl<I, K> CircuitBreaker<I, K, NotOk> {
+    /// A builder for a breaker of its own around `inner`, with the
+    /// reference's defaults and time from `clock`.
+    pub fn builder(inner: I, clock: K) -> CircuitBreakerBuilder<I, K, NotOk> {
+        CircuitBreakerBuilder {
+            inner,
+            predicate: NotOk,
+            config: Breaker::builder(clock),
+        }
+    }
+}
+
+impl<I, K, P> CircuitBreaker<I, K, P> {
+    pub(crate) fn from_parts(inner: I, breaker: Breaker<K>, predicate: P) -> Self {
+        CircuitBreaker {
+            inner,
+            breaker,
+            predicate,
+        }
+    }
+
+    /// Counts an outcome as a failure when `predicate(ok, &ctx)` says so,
+    /// instead of when `ok == false`. The verdict `run` returns is still the
+    /// inner combinator's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kompoz_core::{transform, Breaker, Combinator, ManualClock};
+    ///
+    /// struct Reply { status: u16 }
+    ///
+    /// let breaker = Breaker::builder(ManualClock::new()).failure_threshold(1).build()?;
+    /// // A 404 is the caller's problem, not the service's: only 5xx count.
+    /// let fetch = breaker
+    ///     .guard(transform(async |r: Reply| r))
+    ///     .failure_if(|_ok: bool, r: &Reply| r.status >= 500);
+    ///
+    /// futures::executor::block_on(async {
+    ///     fetch.run(Reply { status: 404 }).await;
+    ///     assert_eq!(breaker.stats().failure_count, 0);
+    ///     fetch.run(Reply { status: 503 }).await;
+    ///     assert_eq!(breaker.stats().failure_count, 1);
+    /// });
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    pub fn failure_if<C, Q>(self, predicate: Q) -> CircuitBreaker<I, K, Q>
+    where
+        Q: Fn(bool, &C) -> bool,
+    {
+        CircuitBreaker::from_parts(self.inner, self.breaker, predicate)
+    }
+
+    /// The breaker guarding this combinator (a handle: clone it to guard
+    /// other combinators with the same state).
+    pub fn breaker(&self) -> &Breaker<K> {
+        &self.breaker
+    }
+
+    /// The guarded combinator.
+    pub fn get_ref(&self) -> &I {
+        &self.inner
+    }
+
+    /// The guarded combinator, mutably.
+    pub fn get_mut(&mut self) -> &mut I {
+        &mut self.inner
+    }
+
+    /// The guarded combinator, unwrapped.
+    pub fn into_inner(self) -> I {
+        self.inner
+    }
+}
+
+impl<I, K: Clock, P> CircuitBreaker<I, K, P> {
+    /// The current state. See [`Breaker::state`].
+    pub fn state(&self) -> CircuitState {
+        self.breaker.state()
+    }
+
+    /// A snapshot of the bookkeeping. See [`Breaker::stats`].
+    pub fn stats(&self) -> CircuitBreakerStats {
+        self.breaker.stats()
+    }
+
+    /// Closes the circuit and starts afresh. See [`Breaker::reset`].
+    pub fn reset(&self) {
+        self.breaker.reset();
+    }
+
+    /// Opens the circuit and keeps it open. See [`Breaker::force_open`].
+    pub fn force_open(&self) {
+        self.breaker.force_open();
+    }
+
+    /// Closes the circuit and keeps it closed, recording only. See
+    /// [`Breaker::force_closed`].
+    pub fn force_closed(&self) {
+        self.breaker.force_closed();
+    }
+
+    /// Whether the state was set by hand. See [`Breaker::is_forced`].
+    pub fn is_forced(&self) -> bool {
+        self.breaker.is_forced()
+    }
+}
+
+impl<C, I, K, P> Combinator<C> for CircuitBreaker<I, K, P>
+where
+    I: Combinator<C>,
+    K: Clock,
+    P: FailurePredicate<C>,
+{
+    // The crate's convention: `run` returns an `async move` block, so the
+    // future's auto traits follow its parts'.
+    #[allow(clippy::manual_async_fn)]
+    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
+        async move {
+            let shared = self.breaker.shared();
+            let Some(ticket) = shared.acquire() else {
+                return (false, ctx);
+            };
+            let mut call = Call {
+                shared,
+                ticket: Some(ticket),
+            };
+            let (ok, ctx) = self.inner.run(ctx).await;
+            let failure = self.predicate.is_failure(ok, &ctx);
+            if let Some(ticket) = call.ticket.take() {
+                shared.complete(ticket, failure);
+            }
+            (ok, ctx)
+        }
+    }
+}
+
+/// An admitted call in progress: if it is dropped before it finishes
+/// (cancelled, or unwinding from a panic), the breaker hears of it.
+struct Call<'a, K: Clock> {
+    shared: &'a Shared<K>,
+    ticket: Option<Ticket>,
+}
+
+impl<K: Clock> Drop for Call<'_, K> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.shared.abandon(ticket);
+        }
+    }
+}
+
+impl<I: fmt::Debug, K: fmt::Debug, P: fmt::Debug> fmt::Debug for CircuitBreaker<I, K, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("inner", &self.inner)
+            .field("breaker", &self.breaker)
+            .field("predicate", &self.predicate)
+            .finish()
+    }
+}
+
+/// Builds a [`CircuitBreaker`] around one combinator: the
+/// [`BreakerBuilder`] settings plus [`failure_if`](Self::failure_if).
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{rule, CircuitBreaker, ManualClock, SlidingWindow};
+///
+/// let protected = CircuitBreaker::builder(rule(async |n: &u32| *n % 7 != 0), ManualClock::new())
+///     .failure_rate(50.0)
+///     .sliding_window(SlidingWindow::Time { duration: Duration::from_secs(60), buckets: 6 })
+///     .minimum_calls(20)
+///     .slow_calls(Duration::from_secs(2), 80.0)
+///     .half_open_max_calls(3)
+///     .build()?;
+/// # let _ = protected;
+///
+/// let err = CircuitBreaker::builder(rule(async |_: &u32| true), ManualClock::new())
+///     .failure_threshold(0)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.parameter(), "failure_threshold");
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+pub struct CircuitBreakerBuilder<I, K, P = NotOk> {
+    inner: I,
+    predicate: P,
+    config: BreakerBuilder<K>,
+}
+
+macro_rules! forward {
+    ($( $name:ident ( $($arg:ident : $ty:ty),* ) ),* $(,)?) => {
+        $(
+            #[doc = concat!("See [`BreakerBuilder::", stringify!($name), "`].")]
+            pub fn $name(mut self, $($arg: $ty),*) -> Self {
+                self.config = self.config.$name($($arg),*);
+                self
+            }
+        )*
+    };
+}
+
+impl<I, K, P> CircuitBreakerBuilder<I, K, P> {
+    forward! {
+        failure_threshold(failures: u32),
+        recovery_timeout(timeout: core::time::Duration),
+        half_open_max_calls(calls: u32),
+        failure_rate(percent: f64),
+        slow_calls(threshold: core::time::Duration, rate_percent: f64),
+        sliding_window(window: SlidingWindow),
+        minimum_calls(calls: u32),
+        backoff(factor: f64, max: core::time::Duration),
+        jitter(fraction: f64),
+        jitter_seed(seed: u64),
+        exact_success_time(exact: bool),
+    }
+
+    /// See [`BreakerBuilder::on_state_change`].
+    pub fn on_state_change<F>(mut self, callback: F) -> Self
+    where
+        F: Fn(CircuitState, CircuitState, &CircuitBreakerStats) + Send + Sync + 'static,
+    {
+        self.config = self.config.on_state_change(callback);
+        self
+    }
+
+    /// See [`BreakerBuilder::on_event`].
+    pub fn on_event<F>(mut self, subscriber: F) -> Self
+    where
+        F: Fn(&BreakerEvent) + Send + Sync + 'static,
+    {
+        self.config = self.config.on_event(subscriber);
+        self
+    }
+
+    /// Counts an outcome as a failure when `predicate(ok, &ctx)` says so
+    /// (default: when `ok == false`). See [`CircuitBreaker::failure_if`].
+    pub fn failure_if<C, Q>(self, predicate: Q) -> CircuitBreakerBuilder<I, K, Q>
+    where
+        Q: Fn(bool, &C) -> bool,
+    {
+        CircuitBreakerBuilder {
+            inner: self.inner,
+            predicate,
+            config: self.config,
+        }
+    }
+
+    /// Validates the configuration and builds the guarded combinator.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first parameter out of range and its value.
+    pub fn build(self) -> Result<CircuitBreaker<I, K, P>, ConfigError>
+    where
+        K: Clock,
+    {
+        let breaker = self.config.build()?;
+        Ok(CircuitBreaker::from_parts(
+            self.inner,
+            breaker,
+            self.predicate,
+        ))
+    }
+}
+
+impl<I: fmt::Debug, K: fmt::Debug, P: fmt::Debug> fmt::Debug for CircuitBreakerBuilder<I, K, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerBuilder")
+            .field("inner", &self.inner)
+            .field("predicate", &self.predicate)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// The breaker's constructors with a runtime's clock plugged in.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __circuit_breaker_api {
-    ($clock:ty) => {};
+    ($clock:ty) => {
+        /// Guards `inner` with a circuit breaker of its own, on this crate's
+        /// clock (the reference's `circuit_breaker`).
+        ///
+        /// Returns a builder with the reference's defaults (5 consecutive
+        /// failures open the circuit, 30 s later one probe is let through);
+        /// finish with `.build()?`. See
+        /// [`CircuitBreaker`](crate::CircuitBreaker) for examples and the
+        /// policies.
+        pub fn circuit_breaker<I>(inner: I) -> $crate::CircuitBreakerBuilder<I, $clock> {
+            $crate::CircuitBreaker::builder(inner, <$clock as ::core::default::Default>::default())
+        }
+
+        /// A circuit breaker on this crate's clock that several combinators
+        /// can share with [`Breaker::guard`](crate::Breaker::guard).
+        ///
+        /// See [`Breaker`](crate::Breaker) for an example.
+        pub fn shared_breaker() -> $crate::BreakerBuilder<$clock> {
+            $crate::Breaker::builder(<$clock as ::core::default::Default>::default())
+        }
+    };
 }

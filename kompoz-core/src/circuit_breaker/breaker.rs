@@ -1,0 +1,771 @@
+//! The shared breaker: [`Breaker`], its state machine and its bookkeeping.
+//!
+//! # How the state is kept
+//!
+//! One `AtomicU64` (see [`Word`]) holds the state, who controls it, a
+//! generation and the counters of the current state. Paths that stay within
+//! a state are lock-free:
+//!
+//! - CLOSED admission is one load; a success is one more load plus a relaxed
+//!   add to the success counter (a CAS only when it ends a failure streak);
+//!   a failure is one CAS. No clock is read on a success.
+//! - OPEN rejection is one load, one clock read and a relaxed add.
+//! - HALF_OPEN admission is one CAS taking a probe slot.
+//!
+//! Every *change* of state happens under `locked`, which also guards what
+//! only the rarer paths touch (the sliding window, the trip count, the
+//! jitter generator). Because the generation moves only under that lock, a
+//! holder can trust a generation it has read; lock-free writers only ever
+//! CAS counters within a state, which a transition's CAS loop absorbs.
+//!
+//! The open deadline lives beside the word: it is written under the lock
+//! *before* the CAS that publishes OPEN, so a caller that loads an OPEN word
+//! (acquire) sees the deadline of that open period or of a later one (in
+//! which case its word is stale and the lock path rechecks).
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use core::fmt;
+use core::ops::Deref;
+use core::time::Duration;
+
+use crate::clock::duration_to_nanos;
+use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::{Clock, Instant};
+
+use super::config::{Config, EventFn, StateChangeFn};
+use super::state::{Mode, Word};
+use super::window::Window;
+use super::{
+    BreakerBuilder, BreakerEvent, CircuitBreaker, CircuitBreakerStats, CircuitState, NotOk,
+};
+
+/// A circuit breaker's state, shareable by several combinators.
+///
+/// One `Breaker` can [`guard`](Breaker::guard) any number of combinators:
+/// their outcomes feed one state machine, and when it opens all of them are
+/// rejected, as one connection pool guards several endpoints of the same
+/// service. Cloning a `Breaker` gives another handle to the same state.
+/// [`circuit_breaker`](crate::CircuitBreaker::builder) builds a breaker for
+/// a single combinator.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{rule, Breaker, CircuitState, Combinator, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let service = Breaker::builder(clock.clone())
+///     .failure_threshold(2)
+///     .recovery_timeout(Duration::from_secs(10))
+///     .build()?;
+/// let read = service.guard(rule(async |id: &u32| *id != 0));
+/// let write = service.guard(rule(async |_: &u32| false));
+///
+/// futures::executor::block_on(async {
+///     assert!(!write.run(1).await.0);
+///     assert!(!write.run(2).await.0);            // two failures in a row: open
+///     assert_eq!(service.state(), CircuitState::Open);
+///     assert_eq!(read.run(7).await, (false, 7)); // `read` is rejected too
+///
+///     clock.advance(Duration::from_secs(10));
+///     assert!(read.run(7).await.0);               // the probe passes: closed
+///     assert_eq!(service.state(), CircuitState::Closed);
+/// });
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+pub struct Breaker<K> {
+    shared: Arc<Shared<K>>,
+}
+
+impl<K> Clone for Breaker<K> {
+    fn clone(&self) -> Self {
+        Breaker {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<K> Breaker<K> {
+    /// A builder with the reference's defaults and time from `clock`.
+    pub fn builder(clock: K) -> BreakerBuilder<K> {
+        BreakerBuilder::new(clock)
+    }
+
+    /// Guards `inner` with this breaker. Outcomes count as failures when
+    /// `ok == false`; see [`CircuitBreaker::failure_if`] to change that.
+    pub fn guard<I>(&self, inner: I) -> CircuitBreaker<I, K, NotOk> {
+        CircuitBreaker::from_parts(inner, self.clone(), NotOk)
+    }
+
+    pub(crate) fn from_parts(
+        config: Config,
+        clock: K,
+        on_state_change: Option<Box<StateChangeFn>>,
+        on_event: Option<Box<EventFn>>,
+    ) -> Self {
+        let window = config.rates.map(|r| Window::new(r.window));
+        let timed = config.slow_nanos.is_some() || on_event.is_some();
+        let end_time_always =
+            config.exact_success_time || timed || window.as_ref().is_some_and(Window::needs_time);
+        Breaker {
+            shared: Arc::new(Shared {
+                word: Padded(AtomicU64::new(Word::INITIAL.0)),
+                successes: Padded(AtomicU64::new(0)),
+                failures: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+                slow_calls: AtomicU64::new(0),
+                last_failure: AtomicU64::new(NEVER),
+                last_success: AtomicU64::new(NEVER),
+                open_until: AtomicU64::new(0),
+                locked: Mutex::new(Locked {
+                    window,
+                    trips: 0,
+                    rng: config.jitter_seed,
+                }),
+                timed,
+                end_time_always,
+                config,
+                clock,
+                on_state_change,
+                on_event,
+            }),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Shared<K> {
+        &self.shared
+    }
+
+    /// Whether `self` and `other` are handles to the same breaker.
+    pub fn same_as(&self, other: &Breaker<K>) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl<K: Clock> Breaker<K> {
+    /// The current state (the reference's `state` property).
+    ///
+    /// An OPEN circuit whose recovery timeout has passed still reports
+    /// `Open` until a call arrives and becomes the probe.
+    pub fn state(&self) -> CircuitState {
+        self.shared.load().state()
+    }
+
+    /// Whether the state was set by hand with [`force_open`](Self::force_open)
+    /// or [`force_closed`](Self::force_closed) (and not yet [`reset`](Self::reset)).
+    pub fn is_forced(&self) -> bool {
+        self.shared.load().mode() != Mode::Auto
+    }
+
+    /// A snapshot of the bookkeeping (the reference's `get_stats()`).
+    pub fn stats(&self) -> CircuitBreakerStats {
+        self.shared.stats()
+    }
+
+    /// Closes the circuit by hand and starts afresh: counts, window and
+    /// back-off are cleared, a forced state is lifted, and calls admitted
+    /// before the reset no longer count.
+    pub fn reset(&self) {
+        self.shared
+            .set_by_hand(CircuitState::Closed, Mode::Auto, true);
+    }
+
+    /// Opens the circuit by hand and keeps it open (isolation): every call is
+    /// rejected and no probe is let through until [`reset`](Self::reset) or
+    /// [`force_closed`](Self::force_closed).
+    pub fn force_open(&self) {
+        self.shared
+            .set_by_hand(CircuitState::Open, Mode::ForcedOpen, false);
+    }
+
+    /// Closes the circuit by hand and keeps it closed (disabled, record
+    /// only): every call runs, outcomes are counted and reported, nothing
+    /// trips it until [`reset`](Self::reset) or [`force_open`](Self::force_open).
+    pub fn force_closed(&self) {
+        self.shared
+            .set_by_hand(CircuitState::Closed, Mode::ForcedClosed, false);
+    }
+}
+
+impl<K: fmt::Debug> fmt::Debug for Breaker<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = Word(self.shared.word.load(Ordering::Acquire));
+        f.debug_struct("Breaker")
+            .field("state", &word.state())
+            .field("mode", &word.mode())
+            .field("config", &self.shared.config)
+            .field("clock", &self.shared.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `last_*` timestamps are stored as nanoseconds + 1; this means "never".
+const NEVER: u64 = 0;
+
+/// Keeps a hot atomic on a cache line of its own.
+#[derive(Debug)]
+#[repr(align(64))]
+pub(crate) struct Padded<T>(T);
+
+impl<T> Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+pub(crate) struct Shared<K> {
+    word: Padded<AtomicU64>,
+    /// Written on every CLOSED success: kept off the word's cache line so
+    /// that admissions (loads of the word) on other cores stay cheap.
+    successes: Padded<AtomicU64>,
+    failures: AtomicU64,
+    rejected: AtomicU64,
+    slow_calls: AtomicU64,
+    last_failure: AtomicU64,
+    last_success: AtomicU64,
+    /// Nanoseconds on `clock` at which the current OPEN period ends.
+    open_until: AtomicU64,
+    locked: Mutex<Locked>,
+    /// Calls are timed: a slow-call policy or an event subscriber.
+    timed: bool,
+    /// Every completion reads the clock anyway.
+    end_time_always: bool,
+    config: Config,
+    clock: K,
+    on_state_change: Option<Box<StateChangeFn>>,
+    on_event: Option<Box<EventFn>>,
+}
+
+/// What the slow paths share, under the lock.
+struct Locked {
+    window: Option<Window>,
+    /// Trips since the circuit last closed (the back-off level).
+    trips: u32,
+    /// SplitMix64 state for jitter.
+    rng: u64,
+}
+
+/// An admitted call: which state (generation) it belongs to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ticket {
+    generation: u32,
+    probe: bool,
+    start: Option<Instant>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Transition {
+    from: CircuitState,
+    to: CircuitState,
+}
+
+/// The clock, read at most once per completion and only if needed.
+struct LazyNow<'a, K> {
+    clock: &'a K,
+    now: Option<Instant>,
+}
+
+impl<K: Clock> LazyNow<'_, K> {
+    fn get(&mut self) -> Instant {
+        *self.now.get_or_insert_with(|| self.clock.now())
+    }
+}
+
+impl<K: Clock> Shared<K> {
+    fn load(&self) -> Word {
+        Word(self.word.load(Ordering::Acquire))
+    }
+
+    fn cas(&self, current: Word, new: Word) -> Result<(), Word> {
+        self.word
+            .compare_exchange_weak(current.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+            .map(drop)
+            .map_err(Word)
+    }
+
+    /// Admits a call or rejects it (`None`).
+    #[inline]
+    pub(crate) fn acquire(&self) -> Option<Ticket> {
+        let mut word = self.load();
+        loop {
+            match word.state() {
+                CircuitState::Closed => return Some(self.ticket(word, false)),
+                CircuitState::HalfOpen => {
+                    let in_flight = word.low();
+                    if in_flight >= self.config.half_open_max {
+                        return self.reject(CircuitState::HalfOpen);
+                    }
+                    match self.cas(word, word.with_low(in_flight + 1)) {
+                        Ok(()) => return Some(self.ticket(word, true)),
+                        Err(current) => word = current,
+                    }
+                }
+                CircuitState::Open => {
+                    if word.mode() == Mode::ForcedOpen
+                        || self.clock.now().as_nanos() < self.open_until.load(Ordering::Relaxed)
+                    {
+                        return self.reject(CircuitState::Open);
+                    }
+                    match self.enter_half_open(word) {
+                        Some(ticket) => return Some(ticket),
+                        None => word = self.load(),
+                    }
+                }
+            }
+        }
+    }
+
+    fn ticket(&self, word: Word, probe: bool) -> Ticket {
+        Ticket {
+            generation: word.generation(),
+            probe,
+            start: self.timed.then(|| self.clock.now()),
+        }
+    }
+
+    #[cold]
+    fn reject(&self, state: CircuitState) -> Option<Ticket> {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.emit(|| BreakerEvent::Rejected { state });
+        None
+    }
+
+    /// OPEN -> HALF_OPEN, with the caller as the first probe. `None` if the
+    /// word moved meanwhile (another caller got there first, or a reset).
+    #[cold]
+    fn enter_half_open(&self, seen: Word) -> Option<Ticket> {
+        let entered = {
+            let _locked = self.locked.lock();
+            // No lock-free path writes an OPEN word, so it is exactly `seen`
+            // unless a transition happened.
+            let next = seen.next(CircuitState::HalfOpen, Mode::Auto).with_low(1);
+            self.cas_strong(seen, next).then_some(next)
+        };
+        let next = entered?;
+        self.notify(Some(Transition {
+            from: CircuitState::Open,
+            to: CircuitState::HalfOpen,
+        }));
+        Some(self.ticket(next, true))
+    }
+
+    fn cas_strong(&self, current: Word, new: Word) -> bool {
+        self.word
+            .compare_exchange(current.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Moves to `state` under the lock. Lock-free writers may change the
+    /// counters meanwhile but never the generation, so this only loops on
+    /// counter updates. Returns the word replaced.
+    fn transition_locked(&self, _locked: &mut Locked, state: CircuitState, mode: Mode) -> Word {
+        let mut current = self.load();
+        loop {
+            match self.cas(current, current.next(state, mode)) {
+                Ok(()) => return current,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Opens (or reopens) the circuit from the current automatic state.
+    fn open_locked(&self, locked: &mut Locked, now: Instant) -> Transition {
+        let nanos = self.jittered(locked, self.config.open_nanos(locked.trips));
+        locked.trips = locked.trips.saturating_add(1);
+        // Published by the CAS below (release), read after an acquire load
+        // of an OPEN word.
+        self.open_until
+            .store(now.as_nanos().saturating_add(nanos), Ordering::Relaxed);
+        let from = self.transition_locked(locked, CircuitState::Open, Mode::Auto);
+        Transition {
+            from: from.state(),
+            to: CircuitState::Open,
+        }
+    }
+
+    fn close_locked(&self, locked: &mut Locked, mode: Mode) -> Word {
+        locked.trips = 0;
+        if let Some(window) = &mut locked.window {
+            window.clear();
+        }
+        self.transition_locked(locked, CircuitState::Closed, mode)
+    }
+
+    fn jittered(&self, locked: &mut Locked, nanos: u64) -> u64 {
+        let jitter = self.config.jitter;
+        if jitter == 0.0 {
+            return nanos;
+        }
+        // SplitMix64: one step per open period.
+        locked.rng = locked.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = locked.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let unit = (z >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+        let spread = nanos as f64 * (1.0 + jitter * (2.0 * unit - 1.0));
+        let cap = self.config.backoff.map_or(u64::MAX, |(_, max)| max);
+        (spread as u64).min(cap)
+    }
+
+    /// Records the outcome of an admitted call.
+    pub(crate) fn complete(&self, ticket: Ticket, failure: bool) {
+        let mut now = LazyNow {
+            clock: &self.clock,
+            now: None,
+        };
+        if self.end_time_always {
+            now.get();
+        }
+        let elapsed = ticket.start.map(|start| now.get() - start);
+        let slow = match (elapsed, self.config.slow_nanos) {
+            (Some(elapsed), Some(threshold)) => duration_to_nanos(elapsed) >= threshold,
+            _ => false,
+        };
+        let outcome = if ticket.probe {
+            self.complete_probe(ticket.generation, failure, slow, &mut now)
+        } else {
+            self.complete_closed(ticket.generation, failure, slow, &mut now)
+        };
+        let Some(transition) = outcome else {
+            return; // stale: the state it was admitted in is over
+        };
+        if self.on_event.is_some() {
+            let elapsed = elapsed.unwrap_or(Duration::ZERO);
+            self.emit(|| match failure {
+                true => BreakerEvent::Failure { elapsed },
+                false => BreakerEvent::Success { elapsed },
+            });
+            if slow {
+                self.emit(|| BreakerEvent::SlowCall { elapsed });
+            }
+        }
+        self.notify(transition);
+    }
+
+    /// Counts an accepted outcome in the totals.
+    fn count(&self, failure: bool, slow: bool, now: &mut LazyNow<'_, K>) {
+        if failure {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            self.last_failure
+                .store(now.get().as_nanos().saturating_add(1), Ordering::Relaxed);
+        } else {
+            self.successes.fetch_add(1, Ordering::Relaxed);
+            if let Some(now) = now.now {
+                self.last_success
+                    .store(now.as_nanos().saturating_add(1), Ordering::Relaxed);
+            }
+        }
+        if slow {
+            self.slow_calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn stamp_success(&self, now: &mut LazyNow<'_, K>) {
+        self.last_success
+            .store(now.get().as_nanos().saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// `None` if stale; otherwise the transition the outcome caused, if any.
+    fn complete_closed(
+        &self,
+        generation: u32,
+        failure: bool,
+        slow: bool,
+        now: &mut LazyNow<'_, K>,
+    ) -> Option<Option<Transition>> {
+        let word = self.load();
+        if word.generation() != generation {
+            return None;
+        }
+        if self.locked_closed_path() {
+            return self.complete_closed_locked(generation, failure, slow, now);
+        }
+        self.count(failure, slow, now);
+        if word.mode() == Mode::ForcedClosed {
+            return Some(None);
+        }
+        if failure {
+            Some(self.closed_failure(word, generation, now))
+        } else {
+            if word.low() != 0 {
+                self.clear_streak(word, generation, now);
+            }
+            Some(None)
+        }
+    }
+
+    /// Whether CLOSED outcomes go through the lock (a sliding window).
+    fn locked_closed_path(&self) -> bool {
+        self.config.rates.is_some()
+    }
+
+    /// Ends a failure streak: the success that changes something is stamped.
+    fn clear_streak(&self, mut word: Word, generation: u32, now: &mut LazyNow<'_, K>) {
+        while word.generation() == generation && word.low() != 0 {
+            match self.cas(word, word.with_low(0)) {
+                Ok(()) => {
+                    self.stamp_success(now);
+                    return;
+                }
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// One more consecutive failure; trips under the lock at the threshold.
+    fn closed_failure(
+        &self,
+        mut word: Word,
+        generation: u32,
+        now: &mut LazyNow<'_, K>,
+    ) -> Option<Transition> {
+        loop {
+            if word.generation() != generation {
+                return None;
+            }
+            let streak = word.low() + 1;
+            if self.config.consecutive.is_some_and(|t| streak >= t) {
+                let mut locked = self.locked.lock();
+                return self.closed_failure_locked(&mut locked, generation, false, now);
+            }
+            match self.cas(word, word.with_low(streak)) {
+                Ok(()) => return None,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// The consecutive-failure update under the lock; `trip` forces a trip
+    /// (a rate policy decided). Opens the circuit if either says so.
+    fn closed_failure_locked(
+        &self,
+        locked: &mut Locked,
+        generation: u32,
+        mut trip: bool,
+        now: &mut LazyNow<'_, K>,
+    ) -> Option<Transition> {
+        let mut word = self.load();
+        loop {
+            if word.generation() != generation {
+                return None;
+            }
+            let streak = word.low() + 1;
+            trip |= self.config.consecutive.is_some_and(|t| streak >= t);
+            if trip {
+                return Some(self.open_locked(locked, now.get()));
+            }
+            match self.cas(word, word.with_low(streak)) {
+                Ok(()) => return None,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// CLOSED outcomes when a sliding window is kept: all under the lock.
+    fn complete_closed_locked(
+        &self,
+        generation: u32,
+        failure: bool,
+        slow: bool,
+        now: &mut LazyNow<'_, K>,
+    ) -> Option<Option<Transition>> {
+        let mut locked = self.locked.lock();
+        let word = self.load();
+        if word.generation() != generation {
+            return None;
+        }
+        self.count(failure, slow, now);
+        let rates = self.config.rates?;
+        let time = if locked.window.as_ref().is_some_and(Window::needs_time) {
+            now.get()
+        } else {
+            Instant::ZERO
+        };
+        let window = locked.window.as_mut()?;
+        window.record(time, failure, slow);
+        if word.mode() == Mode::ForcedClosed {
+            return Some(None);
+        }
+        let totals = window.totals(time);
+        let calls = f64::from(totals.calls);
+        let over = |part: u32, rate: Option<f64>| {
+            rate.is_some_and(|rate| f64::from(part) * 100.0 >= rate * calls)
+        };
+        let trip = totals.calls >= rates.minimum_calls
+            && (over(totals.failures, rates.failure_rate)
+                || over(totals.slow_calls, rates.slow_rate));
+        if failure {
+            Some(self.closed_failure_locked(&mut locked, generation, trip, now))
+        } else if trip {
+            Some(Some(self.open_locked(&mut locked, now.get())))
+        } else {
+            if word.low() != 0 {
+                self.clear_streak(word, generation, now);
+            }
+            Some(None)
+        }
+    }
+
+    /// A probe's outcome: a failure (or a slow call under a slow-call
+    /// policy) reopens the circuit; `half_open_max_calls` successes close it.
+    fn complete_probe(
+        &self,
+        generation: u32,
+        failure: bool,
+        slow: bool,
+        now: &mut LazyNow<'_, K>,
+    ) -> Option<Option<Transition>> {
+        let mut locked = self.locked.lock();
+        let mut word = self.load();
+        if word.generation() != generation {
+            return None;
+        }
+        self.count(failure, slow, now);
+        let slow_fails = slow && self.config.rates.is_some_and(|r| r.slow_rate.is_some());
+        if failure || slow_fails {
+            return Some(Some(self.open_locked(&mut locked, now.get())));
+        }
+        self.stamp_success(now);
+        loop {
+            let successes = word.high() + 1;
+            if successes >= self.config.half_open_max {
+                self.close_locked(&mut locked, Mode::Auto);
+                return Some(Some(Transition {
+                    from: CircuitState::HalfOpen,
+                    to: CircuitState::Closed,
+                }));
+            }
+            let next = word
+                .with_low(word.low().saturating_sub(1))
+                .with_high(successes);
+            match self.cas(word, next) {
+                Ok(()) => return Some(None),
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// A call dropped before it finished (cancelled, timed out from outside,
+    /// or unwinding from a panic).
+    pub(crate) fn abandon(&self, ticket: Ticket) {
+        #[cfg(feature = "std")]
+        if std::thread::panicking() {
+            // A panic is the inner combinator failing, as an exception is in
+            // resilience4j: count it (a probe's panic reopens the circuit).
+            self.complete(ticket, true);
+            return;
+        }
+        if ticket.probe {
+            self.release_probe(ticket.generation);
+        }
+    }
+
+    /// Gives back a probe slot without an outcome.
+    fn release_probe(&self, generation: u32) {
+        let mut word = self.load();
+        while word.generation() == generation
+            && word.state() == CircuitState::HalfOpen
+            && word.low() > 0
+        {
+            match self.cas(word, word.with_low(word.low() - 1)) {
+                Ok(()) => return,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    fn set_by_hand(&self, state: CircuitState, mode: Mode, clear: bool) {
+        let from = {
+            let mut locked = self.locked.lock();
+            let from = match state {
+                CircuitState::Open => {
+                    locked.trips = 0;
+                    self.transition_locked(&mut locked, state, mode)
+                }
+                _ => self.close_locked(&mut locked, mode),
+            };
+            if clear {
+                for counter in [
+                    &self.failures,
+                    &self.rejected,
+                    &self.slow_calls,
+                    &self.last_failure,
+                    &self.last_success,
+                ] {
+                    counter.store(0, Ordering::Relaxed);
+                }
+                self.successes.store(0, Ordering::Relaxed);
+            }
+            from
+        };
+        self.notify((from.state() != state).then_some(Transition {
+            from: from.state(),
+            to: state,
+        }));
+    }
+
+    fn emit(&self, event: impl FnOnce() -> BreakerEvent) {
+        if let Some(subscriber) = &self.on_event {
+            subscriber(&event());
+        }
+    }
+
+    /// Runs the callbacks for a transition; never called with the lock held.
+    fn notify(&self, transition: Option<Transition>) {
+        let Some(Transition { from, to }) = transition else {
+            return;
+        };
+        if let Some(callback) = &self.on_state_change {
+            callback(from, to, &self.stats());
+        }
+        self.emit(|| BreakerEvent::StateChange { from, to });
+    }
+
+    pub(crate) fn stats(&self) -> CircuitBreakerStats {
+        let (trips, window) = {
+            let locked = self.locked.lock();
+            let window = locked.window.as_ref().map(|w| {
+                let now = if w.needs_time() {
+                    self.clock.now()
+                } else {
+                    Instant::ZERO
+                };
+                w.totals(now)
+            });
+            (locked.trips, window)
+        };
+        let word = self.load();
+        let instant = |stamp: &AtomicU64| match stamp.load(Ordering::Relaxed) {
+            NEVER => None,
+            nanos => Some(Instant::from_nanos(nanos - 1)),
+        };
+        let state = word.state();
+        let open = state == CircuitState::Open && word.mode() == Mode::Auto;
+        let half_open = state == CircuitState::HalfOpen;
+        CircuitBreakerStats {
+            state,
+            forced: word.mode() != Mode::Auto,
+            failure_count: self.failures.load(Ordering::Relaxed),
+            success_count: self.successes.load(Ordering::Relaxed),
+            rejected_count: self.rejected.load(Ordering::Relaxed),
+            slow_call_count: self.slow_calls.load(Ordering::Relaxed),
+            consecutive_failures: if state == CircuitState::Closed {
+                word.low()
+            } else {
+                0
+            },
+            half_open_successes: if half_open { word.high() } else { 0 },
+            half_open_in_flight: if half_open { word.low() } else { 0 },
+            last_failure_time: instant(&self.last_failure),
+            last_success_time: instant(&self.last_success),
+            open_until: open.then(|| Instant::from_nanos(self.open_until.load(Ordering::Relaxed))),
+            next_open_duration: Duration::from_nanos(self.config.open_nanos(trips)),
+            consecutive_opens: trips,
+            window,
+        }
+    }
+}

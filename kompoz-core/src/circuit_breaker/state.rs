@@ -1,0 +1,184 @@
+//! The breaker's state ([`CircuitState`]) and the word that packs it, with
+//! everything the lock-free paths need, into one `AtomicU64`.
+
+use core::fmt;
+
+/// Where a circuit breaker stands.
+///
+/// `Display` prints the reference's names (`CLOSED`, `OPEN`, `HALF_OPEN`), so
+/// `println!("Circuit {old} -> {new}")` reads as kompoz's callback does.
+///
+/// A breaker forced open by hand reports [`Open`](CircuitState::Open), one
+/// forced closed reports [`Closed`](CircuitState::Closed); tell them apart
+/// from automatic states with `is_forced()`.
+///
+/// # Examples
+///
+/// ```
+/// use kompoz_core::CircuitState;
+///
+/// assert_eq!(CircuitState::HalfOpen.to_string(), "HALF_OPEN");
+/// assert_eq!(format!("{:?}", CircuitState::Open), "Open");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CircuitState {
+    /// Normal operation: calls pass through and outcomes are recorded.
+    Closed,
+    /// Tripped: calls are rejected at once with `(false, ctx)`; the inner
+    /// combinator does not run.
+    Open,
+    /// Testing recovery: a limited number of probe calls are admitted.
+    HalfOpen,
+}
+
+impl CircuitState {
+    /// The reference's name: `"CLOSED"`, `"OPEN"` or `"HALF_OPEN"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "CLOSED",
+            CircuitState::Open => "OPEN",
+            CircuitState::HalfOpen => "HALF_OPEN",
+        }
+    }
+}
+
+impl fmt::Display for CircuitState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Who is in charge of the state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The policies move the state.
+    Auto,
+    /// `force_open()`: rejects every call, never probes.
+    ForcedOpen,
+    /// `force_closed()`: admits every call, records outcomes, never trips.
+    ForcedClosed,
+}
+
+/// The packed state word.
+///
+/// ```text
+/// bits  0..16  low:  consecutive failures (CLOSED) / probes in flight (HALF_OPEN)
+/// bits 16..32  high: probe successes (HALF_OPEN)
+/// bits 32..34  state
+/// bits 34..36  mode
+/// bits 36..64  generation (28 bits, wrapping)
+/// ```
+///
+/// Every state change bumps the generation and zeroes both counters, so a
+/// call that captured the word at admission can tell, with one load, whether
+/// its result still belongs to the state it was admitted in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Word(pub(crate) u64);
+
+/// The largest value either 16-bit counter holds; also the largest
+/// `failure_threshold` and `half_open_max_calls` a breaker accepts.
+pub(crate) const COUNTER_MAX: u32 = 0xFFFF;
+
+const STATE_SHIFT: u32 = 32;
+const MODE_SHIFT: u32 = 34;
+const GEN_SHIFT: u32 = 36;
+const GEN_MASK: u64 = (1 << 28) - 1;
+
+impl Word {
+    /// CLOSED, automatic, generation 0, counters zero.
+    pub(crate) const INITIAL: Word = Word(0);
+
+    pub(crate) fn state(self) -> CircuitState {
+        match (self.0 >> STATE_SHIFT) & 0b11 {
+            0 => CircuitState::Closed,
+            1 => CircuitState::Open,
+            _ => CircuitState::HalfOpen,
+        }
+    }
+
+    pub(crate) fn mode(self) -> Mode {
+        match (self.0 >> MODE_SHIFT) & 0b11 {
+            0 => Mode::Auto,
+            1 => Mode::ForcedOpen,
+            _ => Mode::ForcedClosed,
+        }
+    }
+
+    pub(crate) fn generation(self) -> u32 {
+        ((self.0 >> GEN_SHIFT) & GEN_MASK) as u32
+    }
+
+    /// Consecutive failures (CLOSED) or probes in flight (HALF_OPEN).
+    pub(crate) fn low(self) -> u32 {
+        (self.0 & 0xFFFF) as u32
+    }
+
+    /// Probe successes (HALF_OPEN).
+    pub(crate) fn high(self) -> u32 {
+        ((self.0 >> 16) & 0xFFFF) as u32
+    }
+
+    pub(crate) fn with_low(self, low: u32) -> Word {
+        Word((self.0 & !0xFFFF) | u64::from(low.min(COUNTER_MAX)))
+    }
+
+    pub(crate) fn with_high(self, high: u32) -> Word {
+        Word((self.0 & !(0xFFFF << 16)) | (u64::from(high.min(COUNTER_MAX)) << 16))
+    }
+
+    /// The word of the next state: generation + 1, counters zero.
+    pub(crate) fn next(self, state: CircuitState, mode: Mode) -> Word {
+        let generation = (u64::from(self.generation()) + 1) & GEN_MASK;
+        let state = match state {
+            CircuitState::Closed => 0,
+            CircuitState::Open => 1,
+            CircuitState::HalfOpen => 2,
+        };
+        let mode = match mode {
+            Mode::Auto => 0,
+            Mode::ForcedOpen => 1,
+            Mode::ForcedClosed => 2,
+        };
+        Word((generation << GEN_SHIFT) | (mode << MODE_SHIFT) | (state << STATE_SHIFT))
+    }
+}
+
+impl fmt::Debug for Word {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Word")
+            .field("state", &self.state())
+            .field("mode", &self.mode())
+            .field("generation", &self.generation())
+            .field("low", &self.low())
+            .field("high", &self.high())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip() {
+        let w = Word::INITIAL.next(CircuitState::HalfOpen, Mode::ForcedClosed);
+        assert_eq!(w.state(), CircuitState::HalfOpen);
+        assert_eq!(w.mode(), Mode::ForcedClosed);
+        assert_eq!(w.generation(), 1);
+        let w = w.with_low(7).with_high(COUNTER_MAX);
+        assert_eq!((w.low(), w.high()), (7, COUNTER_MAX));
+        assert_eq!(w.state(), CircuitState::HalfOpen);
+        assert_eq!(w.with_low(COUNTER_MAX + 5).low(), COUNTER_MAX);
+    }
+
+    #[test]
+    fn generation_wraps_and_next_zeroes_counters() {
+        let w = Word(GEN_MASK << GEN_SHIFT);
+        assert_eq!(u64::from(w.generation()), GEN_MASK);
+        let n = w.with_low(3).next(CircuitState::Open, Mode::Auto);
+        assert_eq!(n.generation(), 0);
+        assert_eq!((n.low(), n.high()), (0, 0));
+        assert_eq!(n.state(), CircuitState::Open);
+        assert_eq!(n.mode(), Mode::Auto);
+    }
+}

@@ -1,0 +1,118 @@
+//! A snapshot of a breaker's bookkeeping: [`CircuitBreakerStats`].
+
+use core::time::Duration;
+
+use crate::Instant;
+
+use super::CircuitState;
+
+/// What `stats()` returns: the reference's `get_stats()` fields and more.
+///
+/// Counts run from when the breaker was built or last `reset()`. A result
+/// that arrives after the state it was admitted in has ended (a slow call
+/// that began before a trip or a `reset()`) is ignored entirely: it is in no
+/// count and moves no state.
+///
+/// # Timestamps
+///
+/// Times are on the breaker's [`Clock`](crate::Clock).
+/// `last_failure_time` is exact: failures read the clock.
+/// In a healthy CLOSED circuit a success reads no clock (that is what keeps
+/// the closed path at a few nanoseconds), so by default
+/// `last_success_time` is the time of the most recent success that *changed
+/// something*: the first success after a failure, a half-open probe's
+/// success, or any success when the call was timed anyway (a slow-call
+/// policy, a time-based window or an event subscriber). In other words it
+/// says "succeeding since at least then". Build with
+/// `exact_success_time(true)` to stamp every success, at the cost of one
+/// clock read per call.
+///
+/// # Examples
+///
+/// ```
+/// use kompoz_core::{rule, CircuitBreaker, CircuitState, Combinator, ManualClock};
+///
+/// let protected = CircuitBreaker::builder(rule(async |n: &i32| *n > 0), ManualClock::new())
+///     .build()?;
+/// futures::executor::block_on(async {
+///     protected.run(1).await;
+///     protected.run(-1).await;
+/// });
+/// let stats = protected.stats();
+/// assert_eq!(stats.state, CircuitState::Closed);
+/// assert_eq!((stats.success_count, stats.failure_count), (1, 1));
+/// assert_eq!(stats.consecutive_failures, 1);
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct CircuitBreakerStats {
+    /// The state at the time of the snapshot.
+    pub state: CircuitState,
+    /// Whether the state was set by hand (`force_open()` / `force_closed()`).
+    pub forced: bool,
+    /// Calls that counted as failures.
+    pub failure_count: u64,
+    /// Calls that counted as successes.
+    pub success_count: u64,
+    /// Calls refused without running the inner combinator.
+    pub rejected_count: u64,
+    /// Calls that took at least the slow-call threshold (zero without a
+    /// slow-call policy).
+    pub slow_call_count: u64,
+    /// Failures in a row in the current CLOSED period (what the default
+    /// policy compares with `failure_threshold`).
+    pub consecutive_failures: u32,
+    /// Probe successes so far in the current HALF_OPEN period.
+    pub half_open_successes: u32,
+    /// Probes running now in the current HALF_OPEN period.
+    pub half_open_in_flight: u32,
+    /// When the last failure was recorded.
+    pub last_failure_time: Option<Instant>,
+    /// When the last success was recorded (see the type's docs for how
+    /// precisely).
+    pub last_success_time: Option<Instant>,
+    /// While OPEN (not forced): when the next call will be admitted as a probe.
+    pub open_until: Option<Instant>,
+    /// How long the next trip would open the circuit for, before jitter:
+    /// `recovery_timeout`, growing with repeated trips under back-off.
+    pub next_open_duration: Duration,
+    /// Trips since the circuit last closed: 0 when CLOSED and never tripped
+    /// since, 1 after the first trip, 2 when a probe failed once, …
+    pub consecutive_opens: u32,
+    /// The sliding window's contents, when a rate policy is configured.
+    pub window: Option<WindowStats>,
+}
+
+/// The sliding window's contents (calls in the current CLOSED period that
+/// are still inside the window).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct WindowStats {
+    /// Calls in the window.
+    pub calls: u32,
+    /// Of those, failures.
+    pub failures: u32,
+    /// Of those, slow calls.
+    pub slow_calls: u32,
+}
+
+impl WindowStats {
+    /// Failures as a percentage of the calls in the window (0 when empty).
+    pub fn failure_rate(&self) -> f64 {
+        percent(self.failures, self.calls)
+    }
+
+    /// Slow calls as a percentage of the calls in the window (0 when empty).
+    pub fn slow_call_rate(&self) -> f64 {
+        percent(self.slow_calls, self.calls)
+    }
+}
+
+fn percent(part: u32, whole: u32) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        f64::from(part) * 100.0 / f64::from(whole)
+    }
+}
