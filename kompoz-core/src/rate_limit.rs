@@ -1,7 +1,543 @@
-//! PLACEHOLDER: filled by its issue.
+//! Rate limits: [`RateLimited`], at most N calls per period by GCRA, with
+//! limits shared by name through a [`Registry`].
 
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::fmt;
+use core::time::Duration;
+
+use crate::clock::duration_to_nanos;
+use crate::sync::{AtomicU64, Ordering};
+use crate::{Clock, Combinator, ConfigError, LimitMode, LimitOutcome, Registry};
+
+mod gcra;
+
+pub(crate) use gcra::Gcra;
+use gcra::{NamedClock, Reservation};
+
+/// A rate: at most `rate` calls per `period`, with a burst allowance.
+///
+/// Calls are spaced by the *emission interval* `period / rate`. With the
+/// default burst of 1 they are evenly spaced, so no window of one `period`
+/// ever holds more than `rate` calls. [`burst(b)`](Self::burst) lets up to `b`
+/// calls through at once after a quiet spell (the budget refills at one call
+/// per interval, up to `b`); a window of one period then holds at most
+/// `rate + b − 1` calls. governor's `Quota::per_second(n)` is
+/// `RateLimit::per_second(n)?.burst(n)?`.
+///
+/// The interval is rounded down to whole nanoseconds: rounding can only let
+/// a call through up to a nanosecond early, never reject one that conforms.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::RateLimit;
+///
+/// let limit = RateLimit::per_second(10)?.burst(5)?;
+/// assert_eq!(limit.emission_interval(), Duration::from_millis(100));
+///
+/// let err = RateLimit::new(0, Duration::from_secs(1)).unwrap_err();
+/// assert_eq!(err.to_string(), "invalid `rate`: 0 (expected at least 1)");
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    rate: u32,
+    period: Duration,
+    burst: u32,
+}
+
+impl RateLimit {
+    /// At most `rate` calls per `period`, evenly spaced (burst 1).
+    ///
+    /// # Errors
+    ///
+    /// A zero `rate` or `period`, or a `rate` above one call per nanosecond
+    /// of `period`.
+    pub fn new(rate: u32, period: Duration) -> Result<Self, ConfigError> {
+        if rate == 0 {
+            return Err(ConfigError::invalid("rate", rate, "at least 1"));
+        }
+        if period.is_zero() {
+            return Err(ConfigError::invalid(
+                "period",
+                period,
+                "a duration greater than zero",
+            ));
+        }
+        if duration_to_nanos(period) / u64::from(rate) == 0 {
+            return Err(ConfigError::invalid(
+                "rate",
+                rate,
+                "at most one call per nanosecond of the period",
+            ));
+        }
+        Ok(RateLimit {
+            rate,
+            period,
+            burst: 1,
+        })
+    }
+
+    /// At most `rate` calls per second.
+    ///
+    /// # Errors
+    ///
+    /// A zero `rate`.
+    pub fn per_second(rate: u32) -> Result<Self, ConfigError> {
+        Self::new(rate, Duration::from_secs(1))
+    }
+
+    /// At most `rate` calls per minute.
+    ///
+    /// # Errors
+    ///
+    /// A zero `rate`.
+    pub fn per_minute(rate: u32) -> Result<Self, ConfigError> {
+        Self::new(rate, Duration::from_secs(60))
+    }
+
+    /// Lets up to `burst` calls through at once after a quiet spell (default 1).
+    ///
+    /// # Errors
+    ///
+    /// A zero `burst`.
+    pub fn burst(mut self, burst: u32) -> Result<Self, ConfigError> {
+        if burst == 0 {
+            return Err(ConfigError::invalid("burst", burst, "at least 1"));
+        }
+        self.burst = burst;
+        Ok(self)
+    }
+
+    /// Calls per period.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// Calls admitted at once after a quiet spell.
+    pub fn burst_size(&self) -> u32 {
+        self.burst
+    }
+
+    /// The spacing between calls, `period / rate`, in whole nanoseconds.
+    pub fn emission_interval(&self) -> Duration {
+        Duration::from_nanos(self.interval_nanos())
+    }
+
+    fn interval_nanos(&self) -> u64 {
+        duration_to_nanos(self.period) / u64::from(self.rate)
+    }
+}
+
+/// A combinator that lets calls into its inner combinator at a
+/// [`RateLimit`] (the rate limiting of kompoz's concurrency guide).
+///
+/// The limit is enforced by GCRA, the algorithm governor uses: one atomic
+/// word per limit, one clock read and one compare-and-swap per call, no
+/// background task, no allocation. Time comes from the [`Clock`].
+///
+/// What a call does when it is over the rate is its [`LimitMode`], as for
+/// [`Limited`](crate::Limited):
+///
+/// - [`LimitMode::Wait`] (the default): the call reserves the next free slot
+///   at once and sleeps until it, so waiting calls run in the order they
+///   arrived, each at its slot.
+/// - [`LimitMode::Reject`] ([`reject_when_full`](Self::reject_when_full)): the
+///   call returns `(false, ctx)` at once without running the inner
+///   combinator.
+/// - [`LimitMode::WaitAtMost`] ([`wait_at_most`](Self::wait_at_most)): the
+///   call waits if its slot comes within the bound, and is rejected at once
+///   otherwise (the slot is known up front, so it never waits in vain).
+///
+/// [`rejected`](Self::rejected) counts the rejected calls.
+///
+/// # Cancellation
+///
+/// A call dropped while waiting for its slot gives the slot back if no call
+/// reserved a later slot in the meantime; otherwise the slot stays spent
+/// (the later callers already wait for theirs, which cannot move). Either
+/// way the limit is never exceeded. A slot whose call started is spent,
+/// however the call ends.
+///
+/// # Shared limits
+///
+/// [`RateLimited::named`] (the runtime crates' `rate_limited_named`) shares
+/// one budget among every limiter built with the same name in a
+/// [`Registry`]. A name asked for again with another [`RateLimit`] is an
+/// error. Limiters sharing a name read the clock of the first one (clocks of
+/// one kind may count from different origins), so they must use the same
+/// clock type.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{rule, Combinator, ManualClock, RateLimit, RateLimited};
+///
+/// let clock = ManualClock::new();
+/// let api = rule(async |_: &u32| true);
+/// // 2 calls per second; a third one at once is turned away.
+/// let limited = RateLimited::new(api, RateLimit::per_second(2)?.burst(2)?, clock.clone())
+///     .reject_when_full();
+///
+/// futures::executor::block_on(async {
+///     assert!(limited.run(1).await.0);
+///     assert!(limited.run(2).await.0);
+///     assert!(!limited.run(3).await.0); // over the rate: rejected
+///     clock.advance(Duration::from_millis(500));
+///     assert!(limited.run(4).await.0); // one slot refilled
+/// });
+/// assert_eq!(limited.rejected(), 1);
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+pub struct RateLimited<A, K> {
+    inner: A,
+    state: Arc<Gcra>,
+    name: Option<String>,
+    mode: LimitMode,
+    clock: K,
+    rejected: AtomicU64,
+}
+
+impl<A, K: Clock> RateLimited<A, K> {
+    /// Limits `inner` to `limit`, with a budget of its own, timed by `clock`.
+    pub fn new(inner: A, limit: RateLimit, clock: K) -> Self {
+        Self::from_state(inner, Arc::new(Gcra::new(limit, None)), None, clock)
+    }
+
+    /// Limits `inner` with the limit named `name` in `registry` (created with
+    /// `limit` if the name is not in use): limiters built with the same name
+    /// share one budget.
+    ///
+    /// The limiter reads time from the clock the name was first registered
+    /// with (a clone of it), so that all limiters sharing it agree on the
+    /// time; `clock` is used only when the name is new.
+    ///
+    /// # Errors
+    ///
+    /// - [`ConfigError::Invalid`] for an empty `name`.
+    /// - [`ConfigError::NameConflict`] if `name` is in use with another
+    ///   [`RateLimit`] (naming the first setting that differs) or with
+    ///   another clock type (`clock`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kompoz_core::{rule, Combinator, ManualClock, RateLimit, RateLimited, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// let clock = ManualClock::new();
+    /// let limit = RateLimit::per_minute(1)?;
+    /// let search = RateLimited::named(rule(async |_: &()| true), limit, "api", &registry, clock.clone())?
+    ///     .reject_when_full();
+    /// let lookup = RateLimited::named(rule(async |_: &()| true), limit, "api", &registry, clock)?
+    ///     .reject_when_full();
+    ///
+    /// futures::executor::block_on(async {
+    ///     assert!(search.run(()).await.0);
+    ///     assert!(!lookup.run(()).await.0); // the shared budget is spent
+    /// });
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    pub fn named(
+        inner: A,
+        limit: RateLimit,
+        name: &str,
+        registry: &Registry,
+        clock: K,
+    ) -> Result<Self, ConfigError>
+    where
+        K: Send + Sync + 'static,
+    {
+        let requested = core::any::type_name::<K>();
+        let state = registry.rate_limits().get_or_create(
+            name,
+            |existing| check_same(name, existing, limit, requested),
+            || {
+                Gcra::new(
+                    limit,
+                    Some(NamedClock {
+                        clock: Box::new(clock.clone()),
+                        type_name: requested,
+                    }),
+                )
+            },
+        )?;
+        // `check_same` made sure the downcast succeeds.
+        let shared_clock = state
+            .named_clock()
+            .and_then(|named| named.clock.downcast_ref::<K>())
+            .cloned()
+            .unwrap_or(clock);
+        Ok(Self::from_state(
+            inner,
+            state,
+            Some(name.into()),
+            shared_clock,
+        ))
+    }
+
+    fn from_state(inner: A, state: Arc<Gcra>, name: Option<String>, clock: K) -> Self {
+        RateLimited {
+            inner,
+            state,
+            name,
+            mode: LimitMode::Wait,
+            clock,
+            rejected: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Whether a name registered as `existing` can serve a request for `limit`
+/// on a clock of type `clock_type`.
+fn check_same(
+    name: &str,
+    existing: &Gcra,
+    limit: RateLimit,
+    clock_type: &'static str,
+) -> Result<(), ConfigError> {
+    let have = existing.limit();
+    if have.rate != limit.rate {
+        return Err(ConfigError::name_conflict(
+            name, "rate", have.rate, limit.rate,
+        ));
+    }
+    if have.period != limit.period {
+        return Err(ConfigError::name_conflict(
+            name,
+            "period",
+            have.period,
+            limit.period,
+        ));
+    }
+    if have.burst != limit.burst {
+        return Err(ConfigError::name_conflict(
+            name,
+            "burst",
+            have.burst,
+            limit.burst,
+        ));
+    }
+    match existing.named_clock() {
+        Some(named) if named.type_name == clock_type => Ok(()),
+        Some(named) => Err(ConfigError::name_conflict(
+            name,
+            "clock",
+            named.type_name,
+            clock_type,
+        )),
+        None => Ok(()),
+    }
+}
+
+impl<A, K> RateLimited<A, K> {
+    /// Rejects a call over the rate at once with `(false, ctx)`, without
+    /// running the inner combinator ([`LimitMode::Reject`]).
+    pub fn reject_when_full(mut self) -> Self {
+        self.mode = LimitMode::Reject;
+        self
+    }
+
+    /// Lets a call over the rate wait for its slot if the slot comes within
+    /// `bound`; rejects it at once otherwise ([`LimitMode::WaitAtMost`]).
+    ///
+    /// # Errors
+    ///
+    /// A zero `bound` (use [`reject_when_full`](Self::reject_when_full)).
+    pub fn wait_at_most(self, bound: Duration) -> Result<Self, ConfigError> {
+        self.mode(LimitMode::WaitAtMost(bound))
+    }
+
+    /// Sets what a call over the rate does (see [`LimitMode`]).
+    ///
+    /// # Errors
+    ///
+    /// `LimitMode::WaitAtMost(Duration::ZERO)`.
+    pub fn mode(mut self, mode: LimitMode) -> Result<Self, ConfigError> {
+        if mode == LimitMode::WaitAtMost(Duration::ZERO) {
+            return Err(ConfigError::invalid(
+                "wait_at_most",
+                Duration::ZERO,
+                "a duration greater than zero (or LimitMode::Reject)",
+            ));
+        }
+        self.mode = mode;
+        Ok(self)
+    }
+
+    /// What a call over the rate does.
+    pub fn limit_mode(&self) -> LimitMode {
+        self.mode
+    }
+
+    /// The rate limit (shared, for a named limiter).
+    pub fn limit(&self) -> RateLimit {
+        self.state.limit()
+    }
+
+    /// The shared name, for a limiter built with [`named`](RateLimited::named).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// How many calls through this limiter were rejected.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The limited combinator.
+    pub fn get_ref(&self) -> &A {
+        &self.inner
+    }
+
+    /// The limited combinator, mutably.
+    pub fn get_mut(&mut self) -> &mut A {
+        &mut self.inner
+    }
+
+    /// The limited combinator, by value.
+    pub fn into_inner(self) -> A {
+        self.inner
+    }
+}
+
+impl<A, K: Clock> RateLimited<A, K> {
+    /// Runs one call and says whether it ran (with which verdict) or was
+    /// rejected. Safe to call from many tasks at once.
+    pub async fn run_with_outcome<C>(&self, ctx: C) -> (LimitOutcome, C)
+    where
+        A: Combinator<C>,
+    {
+        let max_wait = match self.mode {
+            LimitMode::Wait => u64::MAX,
+            LimitMode::Reject => 0,
+            LimitMode::WaitAtMost(bound) => duration_to_nanos(bound),
+        };
+        let Some(reservation) = self.state.reserve(&self.clock, max_wait) else {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            return (LimitOutcome::Rejected, ctx);
+        };
+        if reservation.wait > 0 {
+            let pending = PendingSlot {
+                state: &self.state,
+                reservation,
+            };
+            self.clock
+                .sleep(Duration::from_nanos(pending.reservation.wait))
+                .await;
+            // The slot has come: it is spent whatever the call does next.
+            core::mem::forget(pending);
+        }
+        let (ok, ctx) = self.inner.run(ctx).await;
+        (LimitOutcome::Ran(ok), ctx)
+    }
+}
+
+/// A reserved slot still being waited for; dropping it (the call was
+/// cancelled) gives the slot back where that is possible.
+struct PendingSlot<'a> {
+    state: &'a Gcra,
+    reservation: Reservation,
+}
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        self.state.cancel(&self.reservation);
+    }
+}
+
+impl<C, A, K> Combinator<C> for RateLimited<A, K>
+where
+    A: Combinator<C>,
+    K: Clock,
+{
+    async fn run(&self, ctx: C) -> (bool, C) {
+        let (outcome, ctx) = self.run_with_outcome(ctx).await;
+        (outcome.passed(), ctx)
+    }
+}
+
+impl<A: fmt::Debug, K> fmt::Debug for RateLimited<A, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimited")
+            .field("inner", &self.inner)
+            .field("limit", &self.state.limit())
+            .field("name", &self.name)
+            .field("mode", &self.mode)
+            .field("rejected", &self.rejected())
+            .finish_non_exhaustive()
+    }
+}
+
+crate::impl_ops!([A, K] RateLimited<A, K>);
+
+/// Expands to the runtime crates' `rate_limited`, `rate_limited_named` and
+/// `rate_limited_named_in`, with `$clock` plugged in.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __rate_limit_api {
-    ($clock:ty) => {};
+    ($clock:ty) => {
+        /// Lets calls into `inner` at most at `limit`'s rate; by default a
+        /// call over the rate waits for its slot.
+        ///
+        /// Modes: [`.reject_when_full()`](crate::RateLimited::reject_when_full),
+        /// [`.wait_at_most(bound)?`](crate::RateLimited::wait_at_most). See
+        /// [`RateLimited`](crate::RateLimited) for the semantics and examples.
+        pub fn rate_limited<A>(
+            inner: A,
+            limit: $crate::RateLimit,
+        ) -> $crate::RateLimited<A, $clock> {
+            $crate::RateLimited::new(
+                inner,
+                limit,
+                <$clock as ::core::default::Default>::default(),
+            )
+        }
+
+        /// As [`rate_limited`], with the limit named `name` in the
+        /// process-wide [`Registry`](crate::Registry::global): limiters named
+        /// alike share one budget.
+        ///
+        /// # Errors
+        ///
+        /// An empty `name`, or a name in use with another limit
+        /// ([`ConfigError::NameConflict`](crate::ConfigError::NameConflict)).
+        pub fn rate_limited_named<A>(
+            inner: A,
+            limit: $crate::RateLimit,
+            name: &str,
+        ) -> ::core::result::Result<$crate::RateLimited<A, $clock>, $crate::ConfigError> {
+            rate_limited_named_in(inner, limit, name, $crate::Registry::global())
+        }
+
+        /// As [`rate_limited_named`], with the limit taken from `registry`
+        /// instead of the process-wide one.
+        ///
+        /// # Errors
+        ///
+        /// As [`rate_limited_named`].
+        pub fn rate_limited_named_in<A>(
+            inner: A,
+            limit: $crate::RateLimit,
+            name: &str,
+            registry: &$crate::Registry,
+        ) -> ::core::result::Result<$crate::RateLimited<A, $clock>, $crate::ConfigError> {
+            $crate::RateLimited::named(
+                inner,
+                limit,
+                name,
+                registry,
+                <$clock as ::core::default::Default>::default(),
+            )
+        }
+    };
 }

@@ -1,5 +1,5 @@
-//! Named shared state: the [`Registry`] of named pools (and, later, other
-//! kinds of named entries such as rate limits).
+//! Named shared state: the [`Registry`] of named pools and named rate
+//! limits.
 //!
 //! Each kind of entry lives in its own [`NameMap`]; adding a kind is one
 //! more field on [`Registry`] and a lookup method that states what makes
@@ -11,6 +11,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::rate_limit::Gcra;
 use crate::sync::Mutex;
 use crate::{ConfigError, Semaphore};
 
@@ -96,6 +97,10 @@ impl<V> NameMap<V> {
 /// asking for it with a different capacity is an error. Once every limiter
 /// using a name has been dropped, the name is free again.
 ///
+/// Named rate limits ([`RateLimited::named`](crate::RateLimited::named)) live
+/// here too, under names of their own: a pool and a rate limit may share a
+/// name without meeting.
+///
 /// Names are looked up when a limiter is built, never on a call.
 ///
 /// # Examples
@@ -117,6 +122,7 @@ impl<V> NameMap<V> {
 /// ```
 pub struct Registry {
     pools: NameMap<Semaphore>,
+    rate_limits: NameMap<Gcra>,
 }
 
 impl Registry {
@@ -124,6 +130,7 @@ impl Registry {
     pub fn new() -> Self {
         Registry {
             pools: NameMap::new(),
+            rate_limits: NameMap::new(),
         }
     }
 
@@ -172,6 +179,17 @@ impl Registry {
     pub fn pool_names(&self) -> Vec<String> {
         self.pools.names()
     }
+
+    /// The names of the rate limits in use, in order.
+    pub fn rate_limit_names(&self) -> Vec<String> {
+        self.rate_limits.names()
+    }
+
+    /// The named rate limits; [`RateLimited::named`](crate::RateLimited::named)
+    /// states what makes two requests for a name compatible.
+    pub(crate) fn rate_limits(&self) -> &NameMap<Gcra> {
+        &self.rate_limits
+    }
 }
 
 impl Default for Registry {
@@ -184,6 +202,7 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("pools", &self.pool_names())
+            .field("rate_limits", &self.rate_limit_names())
             .finish()
     }
 }
