@@ -30,6 +30,8 @@ use std::time::Duration;
 
 pub use kompoz_core::ManualClock;
 
+pub mod sweep;
+
 struct ThreadWaker {
     woken: AtomicBool,
     thread: Thread,

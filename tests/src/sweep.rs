@@ -1,0 +1,321 @@
+//! The cancellation and panic sweep's harness.
+//!
+//! [`sweep`] builds a fresh case (a [`ManualClock`], the state to check, and
+//! a future over it) for `n = 1, 2, 3, …`, polls the future `n` times, drops
+//! it, and runs the invariant check; it stops at the first `n` within which
+//! the future completes (that run is checked as well). Between two polls,
+//! time jumps to the next pending sleep's deadline when nothing woke the
+//! future, so every await point of a timer-driven future is reached.
+//!
+//! [`Probe`] is the inner combinator the sweeps wrap: it counts the calls
+//! that started, finished and panicked, and how many of its futures are
+//! alive, so "nothing leaked" includes "no inner future outlived the outer
+//! one".
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use kompoz_core::{Clock, Combinator, ManualClock};
+
+/// A waker that counts its wake-ups.
+#[derive(Debug, Default)]
+pub struct CountingWaker {
+    wakes: AtomicUsize,
+}
+
+impl CountingWaker {
+    /// A fresh waker and the handle that reads its count.
+    pub fn new() -> (Arc<CountingWaker>, Waker) {
+        let state = Arc::new(CountingWaker::default());
+        let waker = Waker::from(Arc::clone(&state));
+        (state, waker)
+    }
+
+    /// Wake-ups so far.
+    pub fn wakes(&self) -> usize {
+        self.wakes.load(Ordering::SeqCst)
+    }
+}
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// What a sweep covered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Cancellation points swept: runs dropped after 1, 2, … polls.
+    pub dropped: usize,
+    /// Polls the undisturbed future needed to complete.
+    pub polls_to_complete: usize,
+}
+
+/// Polls `fut` at most `limit` times, advancing `clock` to its next deadline
+/// whenever the future is pending and was not woken. Returns the output if it
+/// completed within `limit` polls, and the number of polls made.
+///
+/// # Panics
+///
+/// If the future stalls: pending, not woken, and no sleep pending.
+pub fn poll_n<F: Future>(
+    clock: &ManualClock,
+    fut: Pin<&mut F>,
+    limit: usize,
+) -> (Option<F::Output>, usize) {
+    let (wakes, waker) = CountingWaker::new();
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = fut;
+    for polls in 1..=limit {
+        let before = wakes.wakes();
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return (Some(out), polls);
+        }
+        if polls < limit && wakes.wakes() == before {
+            // Pending and not woken: only time can move it on. With no sleep
+            // pending either it would never complete: fail, not sweep forever.
+            assert!(
+                clock.advance_to_next_deadline().is_some(),
+                "future stalled after {polls} polls: pending, not woken, no sleep pending"
+            );
+        }
+    }
+    (None, limit)
+}
+
+/// The cancellation sweep (see the module docs).
+///
+/// `setup` builds a fresh `(clock, state, future)`; `check(&state, polls)` is
+/// called after the future was dropped after `polls` polls (or completed in
+/// `polls` polls, for the last run) and must assert that nothing leaked.
+///
+/// # Panics
+///
+/// If the future needs more than 10,000 polls, or stalls (see [`poll_n`]).
+pub fn sweep<S, St, F, K>(mut setup: S, mut check: K) -> SweepReport
+where
+    S: FnMut() -> (ManualClock, St, F),
+    F: Future,
+    K: FnMut(&St, usize),
+{
+    const MAX_POLLS: usize = 10_000;
+    for n in 1..=MAX_POLLS {
+        let (clock, state, fut) = setup();
+        let completed = {
+            let mut fut = pin!(fut);
+            let (out, polls) = poll_n(&clock, fut.as_mut(), n);
+            out.map(|_| polls)
+        }; // the future is dropped here, pending or not
+        check(&state, n);
+        if let Some(polls) = completed {
+            return SweepReport {
+                dropped: n - 1,
+                polls_to_complete: polls,
+            };
+        }
+    }
+    panic!("the future did not complete within {MAX_POLLS} polls");
+}
+
+/// Runs `fut` to completion (advancing `clock` as [`block_on_manual`](crate::block_on_manual))
+/// and returns whether it panicked.
+///
+/// The [`Probe`]'s scripted panics are not printed (a process-wide panic hook
+/// filters them out; every other panic is reported as usual).
+pub fn panics<F: Future>(clock: &ManualClock, fut: F) -> bool {
+    quiet_scripted_panics();
+    catch_unwind(AssertUnwindSafe(|| crate::block_on_manual(clock, fut))).is_err()
+}
+
+const SCRIPTED: &str = "probe panicked as scripted";
+
+/// Installs (once) a panic hook that stays silent for [`Probe`]'s scripted
+/// panics and hands every other panic to the previous hook.
+pub fn quiet_scripted_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<&str>() != Some(&SCRIPTED) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// How one call into a [`Probe`] behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Script {
+    /// Times the call yields (wakes itself and returns `Pending`) first.
+    pub yields: usize,
+    /// Then how long it sleeps on the probe's clock (zero: no sleep).
+    pub sleep: Duration,
+    /// Then how it ends.
+    pub end: End,
+}
+
+/// How a [`Probe`] call ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// `(true, ctx)`.
+    Pass,
+    /// `(false, ctx)`.
+    Fail,
+    /// A panic.
+    Panic,
+}
+
+impl Script {
+    /// Passes at once.
+    pub const PASS: Script = Script::new(0, Duration::ZERO, End::Pass);
+    /// Fails at once.
+    pub const FAIL: Script = Script::new(0, Duration::ZERO, End::Fail);
+
+    /// A script.
+    pub const fn new(yields: usize, sleep: Duration, end: End) -> Script {
+        Script { yields, sleep, end }
+    }
+}
+
+/// What a [`Probe`] counted.
+#[derive(Debug, Default)]
+pub struct ProbeStats {
+    started: AtomicUsize,
+    live: AtomicUsize,
+    passed: AtomicUsize,
+    failed: AtomicUsize,
+    panicked: AtomicUsize,
+}
+
+impl ProbeStats {
+    /// Calls that started running.
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+    /// Call futures alive right now (started and not yet dropped).
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+    /// Calls that returned `(true, _)`.
+    pub fn passed(&self) -> usize {
+        self.passed.load(Ordering::SeqCst)
+    }
+    /// Calls that returned `(false, _)`.
+    pub fn failed(&self) -> usize {
+        self.failed.load(Ordering::SeqCst)
+    }
+    /// Calls that panicked.
+    pub fn panicked(&self) -> usize {
+        self.panicked.load(Ordering::SeqCst)
+    }
+    /// Calls that were dropped before they ended.
+    pub fn cancelled(&self) -> usize {
+        self.started() - self.live() - self.passed() - self.failed() - self.panicked()
+    }
+}
+
+type ScriptFn = dyn Fn(usize) -> Script + Send + Sync;
+
+/// An inner combinator that follows a [`Script`] per call (chosen by the
+/// call's index, from 0) and counts what happened (see [`ProbeStats`]).
+#[derive(Clone)]
+pub struct Probe<K> {
+    clock: K,
+    script: Arc<ScriptFn>,
+    stats: Arc<ProbeStats>,
+}
+
+impl<K: Clock> Probe<K> {
+    /// Every call follows `script`.
+    pub fn constant(clock: K, script: Script) -> Self {
+        Self::new(clock, move |_| script)
+    }
+
+    /// Call `i` (from 0) follows `script(i)`.
+    pub fn new(clock: K, script: impl Fn(usize) -> Script + Send + Sync + 'static) -> Self {
+        Probe {
+            clock,
+            script: Arc::new(script),
+            stats: Arc::default(),
+        }
+    }
+
+    /// The counters, shared with every clone.
+    pub fn stats(&self) -> Arc<ProbeStats> {
+        Arc::clone(&self.stats)
+    }
+}
+
+impl<K> fmt::Debug for Probe<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Probe")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decrements `live` however the call's future goes away.
+struct Live(Arc<ProbeStats>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl<C, K: Clock> Combinator<C> for Probe<K> {
+    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
+        let index = self.stats.started.fetch_add(1, Ordering::SeqCst);
+        self.stats.live.fetch_add(1, Ordering::SeqCst);
+        let live = Live(Arc::clone(&self.stats));
+        let script = (self.script)(index);
+        let sleep = (!script.sleep.is_zero()).then(|| self.clock.sleep(script.sleep));
+        async move {
+            let live = live;
+            for _ in 0..script.yields {
+                YieldNow(false).await;
+            }
+            if let Some(sleep) = sleep {
+                sleep.await;
+            }
+            let counter = match script.end {
+                End::Pass => &live.0.passed,
+                End::Fail => &live.0.failed,
+                End::Panic => &live.0.panicked,
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            match script.end {
+                End::Pass => (true, ctx),
+                End::Fail => (false, ctx),
+                End::Panic => std::panic::panic_any(SCRIPTED),
+            }
+        }
+    }
+}
+
+/// Returns `Pending` once, waking itself: one extra await point.
+#[derive(Debug)]
+pub struct YieldNow(pub bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
