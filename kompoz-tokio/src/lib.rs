@@ -67,3 +67,8 @@ impl Clock for TokioClock {
 }
 
 kompoz_core::__runtime_api!(crate::TokioClock);
+
+// The README's examples run as doctests of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
