@@ -107,7 +107,11 @@ macro_rules! cross_runtime {
                         .start_paused(true)
                         .build()
                         .unwrap()
-                        .block_on(super::$name(::kompoz_tokio::TokioClock::new()));
+                        // The clock is made inside the runtime: made outside,
+                        // its origin is real time, later than the paused
+                        // timeline's start, and `now()` saturates at zero
+                        // until virtual time catches up.
+                        .block_on(async { super::$name(::kompoz_tokio::TokioClock::new()).await });
                 }
             )*
         }
