@@ -364,13 +364,13 @@ where
             };
             let mut call = Call {
                 shared,
-                ticket: Some(ticket),
+                ticket,
+                finished: false,
             };
             let (ok, ctx) = self.inner.run(ctx).await;
             let failure = self.predicate.is_failure(ok, &ctx);
-            if let Some(ticket) = call.ticket.take() {
-                shared.complete(ticket, failure);
-            }
+            call.finished = true;
+            shared.complete(ticket, failure);
             (ok, ctx)
         }
     }
@@ -380,13 +380,15 @@ where
 /// (cancelled, or unwinding from a panic), the breaker hears of it.
 struct Call<'a, K: Clock> {
     shared: &'a Shared<K>,
-    ticket: Option<Ticket>,
+    ticket: Ticket,
+    finished: bool,
 }
 
 impl<K: Clock> Drop for Call<'_, K> {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.shared.abandon(ticket);
+        if !self.finished {
+            self.shared.abandon(self.ticket);
         }
     }
 }

@@ -126,6 +126,7 @@ impl<K> Breaker<K> {
                 }),
                 timed,
                 end_time_always,
+                fast_success: !end_time_always && config.rates.is_none(),
                 config,
                 clock,
                 on_state_change,
@@ -233,6 +234,8 @@ pub(crate) struct Shared<K> {
     timed: bool,
     /// Every completion reads the clock anyway.
     end_time_always: bool,
+    /// A CLOSED success with no failure streak needs only a counter bump.
+    fast_success: bool,
     config: Config,
     clock: K,
     on_state_change: Option<Box<StateChangeFn>>,
@@ -248,12 +251,28 @@ struct Locked {
     rng: u64,
 }
 
-/// An admitted call: which state (generation) it belongs to.
+/// An admitted call: which state (generation) it belongs to, whether it is
+/// a probe, and when it started (meaningful only when calls are timed).
+///
+/// Plain integers, so moving it through the call's future is two register
+/// moves, not a byte-wise copy of padded fields.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ticket {
-    generation: u32,
-    probe: bool,
-    start: Option<Instant>,
+    start_nanos: u64,
+    /// The generation, with [`PROBE`] set for a half-open probe.
+    tag: u32,
+}
+
+const PROBE: u32 = 1 << 31;
+
+impl Ticket {
+    fn generation(self) -> u32 {
+        self.tag & !PROBE
+    }
+
+    fn probe(self) -> bool {
+        self.tag & PROBE != 0
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -289,7 +308,18 @@ impl<K: Clock> Shared<K> {
     /// Admits a call or rejects it (`None`).
     #[inline]
     pub(crate) fn acquire(&self) -> Option<Ticket> {
-        let mut word = self.load();
+        let word = self.load();
+        if word.state() == CircuitState::Closed && !self.timed {
+            return Some(Ticket {
+                start_nanos: 0,
+                tag: word.generation(),
+            });
+        }
+        self.acquire_slow(word)
+    }
+
+    #[inline(never)]
+    fn acquire_slow(&self, mut word: Word) -> Option<Ticket> {
         loop {
             match word.state() {
                 CircuitState::Closed => return Some(self.ticket(word, false)),
@@ -320,9 +350,12 @@ impl<K: Clock> Shared<K> {
 
     fn ticket(&self, word: Word, probe: bool) -> Ticket {
         Ticket {
-            generation: word.generation(),
-            probe,
-            start: self.timed.then(|| self.clock.now()),
+            start_nanos: if self.timed {
+                self.clock.now().as_nanos()
+            } else {
+                0
+            },
+            tag: word.generation() | if probe { PROBE } else { 0 },
         }
     }
 
@@ -412,7 +445,23 @@ impl<K: Clock> Shared<K> {
     }
 
     /// Records the outcome of an admitted call.
+    #[inline]
     pub(crate) fn complete(&self, ticket: Ticket, failure: bool) {
+        // The healthy CLOSED success, inline: one load, one relaxed add.
+        // Exactly what `complete_slow` does for it when nothing reads the
+        // clock, keeps a window or listens.
+        if !failure && self.fast_success && !ticket.probe() {
+            let word = self.load();
+            if word.generation() == ticket.generation() && word.low() == 0 {
+                self.successes.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        self.complete_slow(ticket, failure);
+    }
+
+    #[inline(never)]
+    fn complete_slow(&self, ticket: Ticket, failure: bool) {
         let mut now = LazyNow {
             clock: &self.clock,
             now: None,
@@ -420,15 +469,17 @@ impl<K: Clock> Shared<K> {
         if self.end_time_always {
             now.get();
         }
-        let elapsed = ticket.start.map(|start| now.get() - start);
+        let elapsed = self
+            .timed
+            .then(|| now.get() - Instant::from_nanos(ticket.start_nanos));
         let slow = match (elapsed, self.config.slow_nanos) {
             (Some(elapsed), Some(threshold)) => duration_to_nanos(elapsed) >= threshold,
             _ => false,
         };
-        let outcome = if ticket.probe {
-            self.complete_probe(ticket.generation, failure, slow, &mut now)
+        let outcome = if ticket.probe() {
+            self.complete_probe(ticket.generation(), failure, slow, &mut now)
         } else {
-            self.complete_closed(ticket.generation, failure, slow, &mut now)
+            self.complete_closed(ticket.generation(), failure, slow, &mut now)
         };
         let Some(transition) = outcome else {
             return; // stale: the state it was admitted in is over
@@ -659,8 +710,8 @@ impl<K: Clock> Shared<K> {
             self.complete(ticket, true);
             return;
         }
-        if ticket.probe {
-            self.release_probe(ticket.generation);
+        if ticket.probe() {
+            self.release_probe(ticket.generation());
         }
     }
 
@@ -715,6 +766,7 @@ impl<K: Clock> Shared<K> {
     }
 
     /// Runs the callbacks for a transition; never called with the lock held.
+    #[inline]
     fn notify(&self, transition: Option<Transition>) {
         let Some(Transition { from, to }) = transition else {
             return;
