@@ -1,59 +1,7 @@
 //! Circuit breaker: stop calling a service that keeps failing, probe it
-//! after a while, and resume when it recovers.
-//!
-//! The reference's breaker is the default; the policies resilience4j and
-//! Polly users grow into are options on the same builder.
-//!
-//! # States
-//!
-//! - **CLOSED**: normal operation; calls pass through and their outcomes are
-//!   recorded.
-//! - **OPEN**: too many failures; calls return `(false, ctx)` at once and the
-//!   inner combinator does not run.
-//! - **HALF_OPEN**: testing whether the service recovered; a few probe
-//!   calls are let through.
-//!
-//! # Policies
-//!
-//! | policy | builder methods | semantics | default |
-//! |---|---|---|---|
-//! | consecutive failures | `failure_threshold(n)` | CLOSED → OPEN after `n` failures in a row; a success resets the count | on, `n = 5`; off once `failure_rate` is set, unless `failure_threshold` is set too |
-//! | failure rate | `failure_rate(p)`, `sliding_window(w)`, `minimum_calls(m)` | CLOSED → OPEN when the window holds at least `m` calls and failures are at least `p` % of them | off; `w` = last 100 calls, `m` = min(100, count window) |
-//! | slow-call rate | `slow_calls(t, p)` (same window) | a call taking at least `t` is slow; CLOSED → OPEN when the window holds at least `m` calls and slow ones are at least `p` % | off |
-//! | recovery | `recovery_timeout(d)` | OPEN for `d`; then the next call moves it to HALF_OPEN and runs as a probe | 30 s |
-//! | half-open | `half_open_max_calls(k)` | at most `k` probes at once, the rest rejected; `k` probe successes close it; a failed probe (or a slow one under a slow-call policy) reopens it | `k = 1` |
-//! | back-off | `backoff(f, max)`, `jitter(j)`, `jitter_seed(s)` | the `n`-th trip since the circuit last closed opens it for `min(d × f^(n-1), max)`, spread uniformly over ± `j` of that | off |
-//! | what fails | `failure_if(pred)` | `pred(ok, &ctx)` says whether an outcome is a failure; the verdict returned is still the inner one | `!ok` |
-//! | manual | `force_open()`, `force_closed()`, `reset()` | isolate (reject all, never probe); disable (run all, record only, never trip); close and clear | — |
-//! | events | `on_state_change(f)`, `on_event(f)` | state changes, successes, failures, slow calls, rejections | none; no cost beyond one branch |
-//!
-//! Windows: [`SlidingWindow::Count`]`(n)` holds the last `n` outcomes;
-//! [`SlidingWindow::Time`] holds the outcomes of the last `duration`, in
-//! `buckets` buckets. A window holds the outcomes of the current CLOSED
-//! period only: it is cleared whenever the circuit closes.
-//!
-//! # Guarantees
-//!
-//! - **No stuck HALF_OPEN.** A probe whose future is dropped (cancelled, or
-//!   timed out by an outer timeout) gives its slot back without an outcome;
-//!   a probe that panics gives it back and counts as a failure.
-//! - **Generations.** Every state change starts a new generation; a result
-//!   from a call admitted in an earlier one is ignored, so a slow failure
-//!   from before a `reset()` or a trip cannot reopen the new circuit, and a
-//!   slow success from before a trip cannot close it.
-//! - **Callbacks** fire exactly once per transition, after the new state is
-//!   in place, with no internal lock held.
-//! - **Speed.** With the default policy the CLOSED path takes no lock, makes
-//!   no allocation and reads no clock: admission is one atomic load, a
-//!   success one more load and one relaxed add.
-//!
-//! # Timeouts
-//!
-//! To count slow calls as failures, put the timeout *inside* the breaker:
-//! `circuit_breaker(with_timeout(call, d))`: a timed-out call returns
-//! `(false, ctx)`, a failure. A timeout *around* the breaker cancels the
-//! call instead: a cancelled call has no outcome (a probe's slot is given
-//! back).
+//! after a while, and resume when it recovers. The user-facing docs (states,
+//! policies, guarantees) are on [`CircuitBreaker`]; the state machine is in
+//! `circuit_breaker/breaker.rs`.
 
 use core::fmt;
 use core::future::Future;
@@ -111,8 +59,60 @@ impl<C, F: Fn(bool, &C) -> bool> FailurePredicate<C> for F {
 /// `circuit_breaker(inner)` plugs their clock in), or by
 /// [`Breaker::guard`] to share one breaker between several combinators.
 /// `run` returns the inner combinator's `(ok, ctx)`, or `(false, ctx)`
-/// without running it when the breaker rejects the call. See the
-/// [module docs](self) for the policies.
+/// without running it when the breaker rejects the call. The reference's
+/// breaker is the default; the policies resilience4j and Polly users grow
+/// into are options on the same builder.
+///
+/// # States
+///
+/// - **CLOSED**: normal operation; calls pass through and their outcomes are
+///   recorded.
+/// - **OPEN**: too many failures; calls return `(false, ctx)` at once and the
+///   inner combinator does not run.
+/// - **HALF_OPEN**: testing whether the service recovered; a few probe
+///   calls are let through.
+///
+/// # Policies
+///
+/// | policy | builder methods | semantics | default |
+/// |---|---|---|---|
+/// | consecutive failures | `failure_threshold(n)` | CLOSED → OPEN after `n` failures in a row; a success resets the count | on, `n = 5`; off once `failure_rate` is set, unless `failure_threshold` is set too |
+/// | failure rate | `failure_rate(p)`, `sliding_window(w)`, `minimum_calls(m)` | CLOSED → OPEN when the window holds at least `m` calls and failures are at least `p` % of them | off; `w` = last 100 calls, `m` = min(100, count window) |
+/// | slow-call rate | `slow_calls(t, p)` (same window) | a call taking at least `t` is slow; CLOSED → OPEN when the window holds at least `m` calls and slow ones are at least `p` % | off |
+/// | recovery | `recovery_timeout(d)` | OPEN for `d`; then the next call moves it to HALF_OPEN and runs as a probe | 30 s |
+/// | half-open | `half_open_max_calls(k)` | at most `k` probes at once, the rest rejected; `k` probe successes close it; a failed probe (or a slow one under a slow-call policy) reopens it | `k = 1` |
+/// | back-off | `backoff(f, max)`, `jitter(j)`, `jitter_seed(s)` | the `n`-th trip since the circuit last closed opens it for `min(d × f^(n-1), max)`, spread uniformly over ± `j` of that | off |
+/// | what fails | `failure_if(pred)` | `pred(ok, &ctx)` says whether an outcome is a failure; the verdict returned is still the inner one | `!ok` |
+/// | manual | `force_open()`, `force_closed()`, `reset()` | isolate (reject all, never probe); disable (run all, record only, never trip); close and clear | — |
+/// | events | `on_state_change(f)`, `on_event(f)` | state changes, successes, failures, slow calls, rejections | none; no cost beyond one branch |
+///
+/// Windows: [`SlidingWindow::Count`]`(n)` holds the last `n` outcomes;
+/// [`SlidingWindow::Time`] holds the outcomes of the last `duration`, in
+/// `buckets` buckets. A window holds the outcomes of the current CLOSED
+/// period only: it is cleared whenever the circuit closes.
+///
+/// # Guarantees
+///
+/// - **No stuck HALF_OPEN.** A probe whose future is dropped (cancelled, or
+///   timed out by an outer timeout) gives its slot back without an outcome;
+///   a probe that panics gives it back and counts as a failure.
+/// - **Generations.** Every state change starts a new generation; a result
+///   from a call admitted in an earlier one is ignored, so a slow failure
+///   from before a `reset()` or a trip cannot reopen the new circuit, and a
+///   slow success from before a trip cannot close it.
+/// - **Callbacks** fire exactly once per transition, after the new state is
+///   in place, with no internal lock held.
+/// - **Speed.** With the default policy the CLOSED path takes no lock, makes
+///   no allocation and reads no clock: admission is one atomic load, a
+///   success one more load and one relaxed add.
+///
+/// # Timeouts
+///
+/// To count slow calls as failures, put the timeout *inside* the breaker:
+/// `circuit_breaker(with_timeout(call, d))`: a timed-out call returns
+/// `(false, ctx)`, a failure. A timeout *around* the breaker cancels the
+/// call instead: a cancelled call has no outcome (a probe's slot is given
+/// back).
 ///
 /// # Examples
 ///

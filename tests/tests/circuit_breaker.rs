@@ -386,3 +386,89 @@ fn breaker_futures_are_send_and_breakers_are_send_sync() {
     send(&protected.run(1));
 }
 
+/// The reference's examples with the runtime crates' `circuit_breaker`.
+#[tokio::test(start_paused = true)]
+async fn the_reference_examples_on_tokio() -> Result<(), kompoz_tokio::ConfigError> {
+    use kompoz_tokio::{CircuitBreakerStats, CircuitState, circuit_breaker, rule};
+
+    #[derive(Debug)]
+    struct Ctx {
+        id: u32,
+    }
+    async fn api_check(id: u32) -> bool {
+        tokio::time::sleep(ms(5)).await;
+        id != 0
+    }
+
+    let flaky_api = rule(async |ctx: &Ctx| api_check(ctx.id).await);
+    let protected = circuit_breaker(flaky_api)
+        .failure_threshold(5) // Open after 5 failures
+        .recovery_timeout(Duration::from_secs(30)) // Try again after 30 seconds
+        .build()?;
+    let (ok, result) = protected.run(Ctx { id: 7 }).await;
+    assert!(ok);
+    assert_eq!(result.id, 7);
+    for _ in 0..5 {
+        protected.run(Ctx { id: 0 }).await;
+    }
+    // Check circuit state
+    if protected.state() == CircuitState::Open {
+        println!("Circuit is open, service likely down");
+    }
+    assert_eq!(protected.state(), CircuitState::Open);
+    // Get detailed stats
+    let stats = protected.stats();
+    println!("Failures: {}", stats.failure_count);
+    assert_eq!(stats.failure_count, 5);
+
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(protected.run(Ctx { id: 1 }).await.0);
+    assert_eq!(protected.state(), CircuitState::Closed);
+
+    // State Change Callbacks
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let on_state_change =
+        move |old_state: CircuitState, new_state: CircuitState, _stats: &CircuitBreakerStats| {
+            println!("Circuit {old_state} -> {new_state}");
+            log.lock()
+                .unwrap()
+                .push(format!("Circuit {old_state} -> {new_state}"));
+        };
+    let protected = circuit_breaker(rule(async |ctx: &Ctx| api_check(ctx.id).await))
+        .failure_threshold(5)
+        .recovery_timeout(Duration::from_secs(30))
+        .on_state_change(on_state_change)
+        .build()?;
+    for _ in 0..5 {
+        protected.run(Ctx { id: 0 }).await;
+    }
+    assert_eq!(*seen.lock().unwrap(), ["Circuit CLOSED -> OPEN"]);
+    Ok(())
+}
+
+#[test]
+fn shared_breakers_on_smol_and_async_std() {
+    let pool = kompoz_smol::shared_breaker()
+        .failure_threshold(1)
+        .build()
+        .unwrap();
+    let (a, b) = (
+        pool.guard(rule(async |_: &u32| false)),
+        pool.guard(rule(async |_: &u32| true)),
+    );
+    ::smol::block_on(async {
+        a.run(1).await;
+        assert_eq!(b.run(2).await, (false, 2));
+    });
+    let protected = kompoz_async_std::circuit_breaker(rule(async |n: &u32| *n > 0))
+        .build()
+        .unwrap();
+    ::async_std::task::block_on(async {
+        assert_eq!(protected.run(3).await, (true, 3));
+    });
+    let protected = kompoz_core::futures_timer::circuit_breaker(rule(async |n: &u32| *n > 0))
+        .build()
+        .unwrap();
+    assert_eq!(futures::executor::block_on(protected.run(0)), (false, 0));
+}
