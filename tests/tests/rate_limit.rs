@@ -238,3 +238,35 @@ fn futures_timer_rate_limited() {
     use kompoz_core::futures_timer as ft;
     futures::executor::block_on(async { runtime_rate_limited!(ft) });
 }
+
+/// Many threads racing for one budget: exactly the burst gets through (the
+/// budget refills one call per 36 s, far beyond the test's run time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_threads_never_exceed_the_budget() {
+    let admitted = Arc::new(AtomicUsize::new(0));
+    let a = Arc::clone(&admitted);
+    let inner = rule(async move |_: &u32| {
+        a.fetch_add(1, Ordering::SeqCst);
+        true
+    });
+    let limit = RateLimit::new(100, Duration::from_secs(3600))
+        .unwrap()
+        .burst(100)
+        .unwrap();
+    let limited = Arc::new(kompoz_tokio::rate_limited(inner, limit).reject_when_full());
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let limited = Arc::clone(&limited);
+            tokio::spawn(async move {
+                for i in 0..1000 {
+                    limited.run(i).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(admitted.load(Ordering::SeqCst), 100);
+    assert_eq!(limited.rejected(), 8 * 1000 - 100);
+}
