@@ -472,3 +472,123 @@ fn shared_breakers_on_smol_and_async_std() {
         .unwrap();
     assert_eq!(futures::executor::block_on(protected.run(0)), (false, 0));
 }
+
+// ------------------------------------------------- cancellation sweep
+
+mod sweeps {
+    use super::*;
+    use kompoz_tests::sweep::{End, Probe, Script, panics, sweep};
+
+    /// A breaker (threshold 1, recovery 10 s, `max` probes) tripped through
+    /// another guard, with its recovery timeout just passed.
+    fn half_open(clock: &ManualClock, max: u32) -> Breaker<ManualClock> {
+        let breaker = Breaker::builder(clock.clone())
+            .failure_threshold(1)
+            .recovery_timeout(Duration::from_secs(10))
+            .half_open_max_calls(max)
+            .build()
+            .unwrap();
+        kompoz_tests::block_on_manual(clock, breaker.guard(rule(async |_: &u32| false)).run(0));
+        clock.advance(Duration::from_secs(10));
+        breaker
+    }
+
+    #[test]
+    fn a_probe_dropped_at_any_point_gives_its_slot_back() {
+        let report = sweep(
+            || {
+                let clock = ManualClock::new();
+                let breaker = half_open(&clock, 1);
+                let probe = Probe::constant(clock.clone(), Script::new(2, ms(100), End::Pass));
+                let stats = probe.stats();
+                let guarded = breaker.guard(probe);
+                let fut = async move { guarded.run(1u32).await };
+                (clock.clone(), (clock, breaker, stats), fut)
+            },
+            |(clock, breaker, inner), _polls| {
+                assert_eq!(inner.live(), 0, "no inner future outlives the call");
+                let stats = breaker.stats();
+                assert_eq!(stats.half_open_in_flight, 0, "{stats:?}");
+                if inner.passed() == 0 {
+                    assert_eq!(stats.state, CircuitState::HalfOpen);
+                    assert_eq!(stats.success_count, 0, "a cancelled call has no outcome");
+                    let next = breaker.guard(rule(async |_: &u32| true));
+                    assert!(kompoz_tests::block_on_manual(clock, next.run(2)).0);
+                }
+                assert_eq!(breaker.state(), CircuitState::Closed);
+            },
+        );
+        assert!(report.dropped >= 3, "{report:?}");
+    }
+
+    #[test]
+    fn a_closed_call_dropped_at_any_point_leaves_no_trace() {
+        let report = sweep(
+            || {
+                let clock = ManualClock::new();
+                let probe = Probe::constant(clock.clone(), Script::new(2, ms(100), End::Fail));
+                let stats = probe.stats();
+                let protected = CircuitBreaker::builder(probe, clock.clone())
+                    .failure_threshold(1)
+                    .build()
+                    .unwrap();
+                let breaker = protected.breaker().clone();
+                let fut = async move { protected.run(1u32).await };
+                (clock, (breaker, stats), fut)
+            },
+            |(breaker, inner), _polls| {
+                assert_eq!(inner.live(), 0);
+                let expected = if inner.failed() == 1 {
+                    (CircuitState::Open, 1)
+                } else {
+                    (CircuitState::Closed, 0)
+                };
+                let stats = breaker.stats();
+                assert_eq!((stats.state, stats.failure_count), expected);
+            },
+        );
+        assert!(report.dropped >= 3, "{report:?}");
+    }
+
+    #[test]
+    fn a_probe_timed_out_by_an_outer_timeout_gives_its_slot_back() {
+        let clock = ManualClock::new();
+        let breaker = half_open(&clock, 1);
+        let probe = Probe::constant(
+            clock.clone(),
+            Script::new(0, Duration::from_secs(60), End::Pass),
+        );
+        let inner = probe.stats();
+        let outer = Timeout::new(breaker.guard(probe), ms(20), clock.clone()).unwrap();
+        assert_eq!(
+            kompoz_tests::block_on_manual(&clock, outer.run(1u32)),
+            (false, 1)
+        );
+        assert_eq!(outer.timeouts(), 1);
+        assert_eq!((inner.live(), inner.cancelled()), (0, 1));
+        assert_eq!(breaker.stats().half_open_in_flight, 0);
+        // The outer timeout cancelled the probe: no outcome, a new probe runs.
+        let next = breaker.guard(rule(async |_: &u32| true));
+        assert!(kompoz_tests::block_on_manual(&clock, next.run(2)).0);
+        assert_eq!(breaker.state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn a_panicking_probe_reopens_and_the_next_probe_runs() {
+        let clock = ManualClock::new();
+        let breaker = half_open(&clock, 1);
+        let probe = Probe::constant(clock.clone(), Script::new(1, ms(5), End::Panic));
+        let inner = probe.stats();
+        assert!(panics(&clock, breaker.guard(probe).run(1u32)));
+        assert_eq!((inner.live(), inner.panicked()), (0, 1));
+        let stats = breaker.stats();
+        assert_eq!(
+            (stats.state, stats.half_open_in_flight),
+            (CircuitState::Open, 0)
+        );
+        clock.advance(Duration::from_secs(10));
+        let next = breaker.guard(rule(async |_: &u32| true));
+        assert!(kompoz_tests::block_on_manual(&clock, next.run(2)).0);
+        assert_eq!(breaker.state(), CircuitState::Closed);
+    }
+}
