@@ -175,15 +175,19 @@ impl<K: Clock> Breaker<K> {
 
     /// Opens the circuit by hand and keeps it open (isolation): every call is
     /// rejected and no probe is let through until [`reset`](Self::reset) or
-    /// [`force_closed`](Self::force_closed).
+    /// [`force_closed`](Self::force_closed). `state()` reports `Open` and
+    /// [`is_forced`](Self::is_forced) `true`; `on_state_change` fires only if
+    /// the state was not `Open` already. Calls admitted before no longer count.
     pub fn force_open(&self) {
         self.shared
             .set_by_hand(CircuitState::Open, Mode::ForcedOpen, false);
     }
 
     /// Closes the circuit by hand and keeps it closed (disabled, record
-    /// only): every call runs, outcomes are counted and reported, nothing
-    /// trips it until [`reset`](Self::reset) or [`force_open`](Self::force_open).
+    /// only): every call runs, outcomes are counted, kept in the window and
+    /// reported as events, but nothing trips it until [`reset`](Self::reset)
+    /// or [`force_open`](Self::force_open). `state()` reports `Closed` and
+    /// [`is_forced`](Self::is_forced) `true`.
     pub fn force_closed(&self) {
         self.shared
             .set_by_hand(CircuitState::Closed, Mode::ForcedClosed, false);

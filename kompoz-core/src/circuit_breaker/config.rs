@@ -123,7 +123,9 @@ impl<K> BreakerBuilder<K> {
     ///
     /// It runs on the task that caused the transition, with no internal lock
     /// held (so it may call `state()`, `stats()`, even `reset()`). Under
-    /// concurrent transitions two callbacks may run at the same time.
+    /// concurrent transitions two callbacks may run at the same time. A
+    /// transition caused by a panicking call runs it during unwinding, where
+    /// a second panic aborts: keep it from panicking.
     pub fn on_state_change<F>(mut self, callback: F) -> Self
     where
         F: Fn(CircuitState, CircuitState, &CircuitBreakerStats) + Send + Sync + 'static,
