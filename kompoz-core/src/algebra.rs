@@ -6,8 +6,6 @@
 //! types with [`impl_ops!`](crate::impl_ops!)); the same shapes are available
 //! as methods on [`Combinator`].
 
-use core::future::Future;
-
 use crate::Combinator;
 
 /// `a & b & …`: passes if every part passes. Parts run in order on the
@@ -128,11 +126,9 @@ pub fn not<A>(inner: A) -> Not<A> {
 }
 
 impl<C, A: Combinator<C>> Combinator<C> for Not<A> {
-    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
-        async move {
-            let (ok, ctx) = self.inner.run(ctx).await;
-            (!ok, ctx)
-        }
+    async fn run(&self, ctx: C) -> (bool, C) {
+        let (ok, ctx) = self.inner.run(ctx).await;
+        (!ok, ctx)
     }
 }
 
@@ -215,14 +211,12 @@ where
     T: Combinator<C>,
     E: Combinator<C>,
 {
-    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
-        async move {
-            let (ok, ctx) = self.cond.run(ctx).await;
-            if ok {
-                self.then.run(ctx).await
-            } else {
-                self.otherwise.run(ctx).await
-            }
+    async fn run(&self, ctx: C) -> (bool, C) {
+        let (ok, ctx) = self.cond.run(ctx).await;
+        if ok {
+            self.then.run(ctx).await
+        } else {
+            self.otherwise.run(ctx).await
         }
     }
 }
@@ -310,51 +304,45 @@ macro_rules! chains {
     // `Combinator` for chains of this arity.
     (@arity $first:ident $fidx:tt $($t:ident $idx:tt)+) => {
         impl<C, $first: Combinator<C>, $($t: Combinator<C>),+> Combinator<C> for And<($first, $($t,)+)> {
-            fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
-                async move {
-                    let (ok, ctx) = self.parts.$fidx.run(ctx).await;
+            async fn run(&self, ctx: C) -> (bool, C) {
+                let (ok, ctx) = self.parts.$fidx.run(ctx).await;
+                if !ok {
+                    return (false, ctx);
+                }
+                $(
+                    let (ok, ctx) = self.parts.$idx.run(ctx).await;
                     if !ok {
                         return (false, ctx);
                     }
-                    $(
-                        let (ok, ctx) = self.parts.$idx.run(ctx).await;
-                        if !ok {
-                            return (false, ctx);
-                        }
-                    )+
-                    (true, ctx)
-                }
+                )+
+                (true, ctx)
             }
         }
         impl<C, $first: Combinator<C>, $($t: Combinator<C>),+> Combinator<C> for Or<($first, $($t,)+)> {
-            fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
-                async move {
-                    let (ok, ctx) = self.parts.$fidx.run(ctx).await;
+            async fn run(&self, ctx: C) -> (bool, C) {
+                let (ok, ctx) = self.parts.$fidx.run(ctx).await;
+                if ok {
+                    return (true, ctx);
+                }
+                $(
+                    let (ok, ctx) = self.parts.$idx.run(ctx).await;
                     if ok {
                         return (true, ctx);
                     }
-                    $(
-                        let (ok, ctx) = self.parts.$idx.run(ctx).await;
-                        if ok {
-                            return (true, ctx);
-                        }
-                    )+
-                    (false, ctx)
-                }
+                )+
+                (false, ctx)
             }
         }
         impl<C, $first: Combinator<C>, $($t: Combinator<C>),+> Combinator<C> for Then<($first, $($t,)+)> {
-            fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
-                async move {
-                    let (ok, ctx) = self.parts.$fidx.run(ctx).await;
-                    $(
-                        let (ok, ctx) = {
-                            let _ = ok;
-                            self.parts.$idx.run(ctx).await
-                        };
-                    )+
-                    (ok, ctx)
-                }
+            async fn run(&self, ctx: C) -> (bool, C) {
+                let (ok, ctx) = self.parts.$fidx.run(ctx).await;
+                $(
+                    let (ok, ctx) = {
+                        let _ = ok;
+                        self.parts.$idx.run(ctx).await
+                    };
+                )+
+                (ok, ctx)
             }
         }
         crate::impl_ops!(@ops [$first, $($t,)+] And<($first, $($t,)+)>; bitor shr not);

@@ -1,7 +1,6 @@
 //! Leaves that check a context: [`rule`] and [`rule_args`].
 
 use core::fmt;
-use core::future::Future;
 
 use crate::Combinator;
 
@@ -37,11 +36,9 @@ impl<C, F> Combinator<C> for Rule<F>
 where
     F: AsyncFn(&C) -> bool,
 {
-    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
-        async move {
-            let ok = (self.check)(&ctx).await;
-            (ok, ctx)
-        }
+    async fn run(&self, ctx: C) -> (bool, C) {
+        let ok = (self.check)(&ctx).await;
+        (ok, ctx)
     }
 }
 
@@ -117,11 +114,9 @@ impl<C, A, F> Combinator<C> for RuleWith<F, A>
 where
     F: AsyncFn(&C, &A) -> bool,
 {
-    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
-        async move {
-            let ok = (self.check)(&ctx, &self.args).await;
-            (ok, ctx)
-        }
+    async fn run(&self, ctx: C) -> (bool, C) {
+        let ok = (self.check)(&ctx, &self.args).await;
+        (ok, ctx)
     }
 }
 

@@ -1,7 +1,6 @@
 //! Leaves that change a context: [`transform`] and [`try_transform`].
 
 use core::fmt;
-use core::future::Future;
 
 use crate::Combinator;
 
@@ -32,8 +31,8 @@ impl<C, F> Combinator<C> for Transform<F>
 where
     F: AsyncFn(C) -> C,
 {
-    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
-        async move { (true, (self.map)(ctx).await) }
+    async fn run(&self, ctx: C) -> (bool, C) {
+        (true, (self.map)(ctx).await)
     }
 }
 
@@ -150,11 +149,9 @@ where
     F: AsyncFn(&mut C) -> Result<(), E>,
     H: ErrorHook<E, C>,
 {
-    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
-        async move {
-            let (result, ctx) = self.try_run(ctx).await;
-            (result.is_ok(), ctx)
-        }
+    async fn run(&self, ctx: C) -> (bool, C) {
+        let (result, ctx) = self.try_run(ctx).await;
+        (result.is_ok(), ctx)
     }
 }
 
