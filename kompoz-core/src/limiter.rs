@@ -1,6 +1,7 @@
 //! Concurrency limits: [`Limited`] over a fair [`Semaphore`], with pools
 //! shared by name through a [`Registry`].
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::fmt;
@@ -324,10 +325,14 @@ impl<A, K: Clock> Limited<A, K> {
     where
         A: Combinator<C>,
     {
-        let permit = match self.mode {
-            LimitMode::Wait => Some(self.pool.acquire().await),
-            LimitMode::Reject => self.pool.try_acquire(),
-            LimitMode::WaitAtMost(bound) => within(self.pool.acquire(), &self.clock, bound).await,
+        // Uncontended: one CAS, no waiting machinery. The waiting machinery
+        // (with the clock's timer for a bounded wait) is boxed, so that the
+        // future of every call stays small; only a call that must wait pays
+        // for that allocation.
+        let permit = match self.pool.try_acquire() {
+            Some(permit) => Some(permit),
+            None if self.mode == LimitMode::Reject => None,
+            None => Box::pin(self.acquire_slow()).await,
         };
         let Some(permit) = permit else {
             self.rejected.fetch_add(1, Ordering::Relaxed);
@@ -338,6 +343,15 @@ impl<A, K: Clock> Limited<A, K> {
         let (ok, ctx) = self.inner.run(ctx).await;
         drop(permit);
         (LimitOutcome::Ran(ok), ctx)
+    }
+
+    /// A permit when none was free at once, as the mode says; `None` rejects.
+    async fn acquire_slow(&self) -> Option<SemaphorePermit<'_>> {
+        match self.mode {
+            LimitMode::Wait => Some(self.pool.acquire().await),
+            LimitMode::Reject => None, // handled before boxing
+            LimitMode::WaitAtMost(bound) => within(self.pool.acquire(), &self.clock, bound).await,
+        }
     }
 }
 

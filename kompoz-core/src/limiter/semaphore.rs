@@ -130,6 +130,7 @@ impl Semaphore {
     /// assert!(pool.try_acquire().is_none());
     /// # Ok::<(), kompoz_core::ConfigError>(())
     /// ```
+    #[inline]
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
@@ -172,6 +173,7 @@ impl Semaphore {
     }
 
     /// Gives one permit back: to the head waiter if any, else to the count.
+    #[inline]
     fn release(&self) {
         let mut state = self.state.load(Ordering::Relaxed);
         while state & QUEUED == 0 {
@@ -256,6 +258,7 @@ impl SemaphorePermit<'_> {
 }
 
 impl Drop for SemaphorePermit<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.semaphore.release();
     }
