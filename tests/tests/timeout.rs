@@ -297,5 +297,31 @@ async fn a_never_ready_inner_call_times_out() {
     let start = tokio::time::Instant::now();
     assert_eq!(check.run(1).await, (false, 1));
     assert_eq!(start.elapsed(), Duration::from_secs(5));
-    let _: Pin<Box<dyn Future<Output = (bool, u32)> + Send + '_>> = Box::pin(check.run(2));
+    let boxed: Pin<Box<dyn Future<Output = (bool, u32)> + Send + '_>> = Box::pin(check.run(2));
+    assert_eq!(boxed.await, (false, 2));
+}
+
+/// A timeout over a shared limiter is `Send + Sync` and spawns from an `Arc`
+/// on a multi-thread runtime; every spawned call times out on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_over_a_limiter_spawns_across_threads() {
+    let slow = rule(async |_: &u32| {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        true
+    });
+    let registry = kompoz_core::Registry::new();
+    let limited = kompoz_tokio::limited_named_in(slow, 2, "spawned", &registry).unwrap();
+    let check = Arc::new(kompoz_tokio::with_timeout(limited, Duration::from_millis(20)).unwrap());
+    let calls: Vec<_> = (0..8)
+        .map(|n| {
+            let check = Arc::clone(&check);
+            tokio::spawn(async move { check.run_with_outcome(n).await })
+        })
+        .collect();
+    for (n, call) in calls.into_iter().enumerate() {
+        assert_eq!(call.await.unwrap(), (TimeoutOutcome::TimedOut, n as u32));
+    }
+    assert_eq!(check.timeouts(), 8);
+    assert_eq!(check.get_ref().available(), 2);
+    assert_eq!(check.get_ref().waiting(), 0);
 }
