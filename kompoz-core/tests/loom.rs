@@ -20,7 +20,13 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use kompoz_core::{Registry, Semaphore};
+use std::sync::Mutex as StdMutex;
+use std::time::Duration;
+
+use kompoz_core::{
+    CircuitBreaker, CircuitState, Clock, Combinator, Instant, LimitOutcome, RateLimit, RateLimited,
+    Registry, Semaphore,
+};
 use loom::sync::Notify;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::thread;
@@ -281,5 +287,355 @@ fn registry_conflict_is_refused_whoever_comes_first() {
             }
             other => panic!("exactly one request must win: {other:?}"),
         }
+    });
+}
+
+// ------------------------------------------------------------ a loom clock
+
+/// Time that moves only between model steps (set before threads start), and
+/// sleeps that never complete but record what they were asked for. Its
+/// state is std's, not loom's: it is only written outside the threads, or
+/// under a lock that no loom operation happens inside of.
+#[derive(Clone, Default)]
+struct FrozenClock {
+    now: Arc<std::sync::atomic::AtomicU64>,
+    sleeps: Arc<StdMutex<Vec<(thread::ThreadId, Duration)>>>,
+}
+
+impl FrozenClock {
+    fn set(&self, secs: u64) {
+        self.now
+            .store(secs * 1_000_000_000, std::sync::atomic::Ordering::SeqCst);
+    }
+    /// The sleeps asked for so far, with the model thread that asked.
+    fn sleeps(&self) -> Vec<(thread::ThreadId, Duration)> {
+        self.sleeps.lock().unwrap().clone()
+    }
+    /// The last sleep `thread` asked for.
+    fn last_sleep_of(&self, thread: thread::ThreadId) -> Duration {
+        let sleeps = self.sleeps();
+        sleeps.iter().rev().find(|(t, _)| *t == thread).unwrap().1
+    }
+}
+
+impl Clock for FrozenClock {
+    type Sleep = std::future::Pending<()>;
+    fn now(&self) -> Instant {
+        Instant::from_nanos(self.now.load(std::sync::atomic::Ordering::SeqCst))
+    }
+    fn sleep(&self, d: Duration) -> Self::Sleep {
+        self.sleeps
+            .lock()
+            .unwrap()
+            .push((thread::current().id(), d));
+        std::future::pending()
+    }
+}
+
+// ------------------------------------------------------------------ breaker
+
+/// The inner combinator of the breaker models: returns the verdict it is
+/// given as context, counts calls inside at once (a loom atomic, so the
+/// overlap is explored), and optionally yields once first (so a caller can
+/// drop it mid-call).
+#[derive(Clone)]
+struct Inner {
+    inside: Arc<AtomicUsize>,
+    max_inside: Arc<AtomicUsize>,
+    ran: Arc<AtomicUsize>,
+    yield_first: bool,
+}
+
+impl Inner {
+    fn new(yield_first: bool) -> Inner {
+        Inner {
+            inside: Arc::new(AtomicUsize::new(0)),
+            max_inside: Arc::new(AtomicUsize::new(0)),
+            ran: Arc::new(AtomicUsize::new(0)),
+            yield_first,
+        }
+    }
+}
+
+impl Combinator<bool> for Inner {
+    fn run(&self, ok: bool) -> impl Future<Output = (bool, bool)> {
+        let this = self.clone();
+        async move {
+            let n = this.inside.fetch_add(1, Ordering::SeqCst) + 1;
+            this.max_inside.fetch_max(n, Ordering::SeqCst);
+            this.ran.fetch_add(1, Ordering::SeqCst);
+            // Leaves `inside` however the future ends (dropped included).
+            struct Out(Arc<AtomicUsize>);
+            impl Drop for Out {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let _out = Out(Arc::clone(&this.inside));
+            if this.yield_first {
+                let mut yielded = false;
+                std::future::poll_fn(|cx| {
+                    if yielded {
+                        Poll::Ready(())
+                    } else {
+                        yielded = true;
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                })
+                .await;
+            }
+            (ok, ok)
+        }
+    }
+}
+
+/// Transitions seen by `on_state_change`, counted per (from, to).
+#[derive(Clone, Default)]
+struct Transitions(Arc<StdMutex<Vec<(CircuitState, CircuitState)>>>);
+
+impl Transitions {
+    fn count(&self, from: CircuitState, to: CircuitState) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&t| t == (from, to))
+            .count()
+    }
+    fn all(&self) -> Vec<(CircuitState, CircuitState)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+type Guarded = CircuitBreaker<Inner, FrozenClock>;
+
+/// A breaker that opens after `threshold` failures, recovers after 1 s and
+/// admits `probes` probes at once.
+fn breaker(
+    inner: &Inner,
+    clock: &FrozenClock,
+    threshold: u32,
+    probes: u32,
+) -> (Arc<Guarded>, Transitions) {
+    let seen = Transitions::default();
+    let log = seen.clone();
+    let b = CircuitBreaker::builder(inner.clone(), clock.clone())
+        .failure_threshold(threshold)
+        .recovery_timeout(Duration::from_secs(1))
+        .half_open_max_calls(probes)
+        .on_state_change(move |from, to, _| log.0.lock().unwrap().push((from, to)))
+        .build()
+        .unwrap();
+    (Arc::new(b), seen)
+}
+
+/// Opens `b` with one failing call and moves the clock past recovery.
+fn open_and_recover(b: &Guarded, clock: &FrozenClock) {
+    assert_eq!(block_on(b.run(false)), (false, false));
+    assert_eq!(b.state(), CircuitState::Open);
+    clock.set(2);
+}
+
+/// Two callers arrive together once recovery is due: one becomes the probe
+/// (OPEN -> HALF_OPEN exactly once), the other is rejected or (after the
+/// probe closed the circuit) admitted; never two probes at once.
+#[test]
+fn breaker_half_open_admits_one_probe() {
+    loom::model(|| {
+        let clock = FrozenClock::default();
+        let inner = Inner::new(false);
+        let (b, seen) = breaker(&inner, &clock, 1, 1);
+        open_and_recover(&b, &clock);
+        let b2 = Arc::clone(&b);
+        let t = thread::spawn(move || block_on(b2.run(true)).0);
+        let mine = block_on(b.run(true)).0;
+        let theirs = t.join().unwrap();
+        assert!(mine || theirs, "one of them is the probe");
+        assert_eq!(
+            inner.max_inside.load(Ordering::SeqCst),
+            1,
+            "two probes at once"
+        );
+        assert_eq!(seen.count(CircuitState::Open, CircuitState::HalfOpen), 1);
+        assert_eq!(seen.count(CircuitState::HalfOpen, CircuitState::Closed), 1);
+        assert_eq!(b.state(), CircuitState::Closed);
+        let stats = b.stats();
+        let ran = inner.ran.load(Ordering::SeqCst) as u64;
+        assert_eq!(ran, stats.success_count + stats.failure_count);
+        assert_eq!(
+            ran + stats.rejected_count,
+            3,
+            "every call accounted for once"
+        );
+    });
+}
+
+/// Two probes allowed, three callers: at most two inside at once. Three
+/// threads make a large model: it is bounded to two preemptions whatever
+/// `LOOM_MAX_PREEMPTIONS` says.
+#[test]
+fn breaker_half_open_two_probes_three_callers() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(2);
+    model.check(|| {
+        let clock = FrozenClock::default();
+        let inner = Inner::new(false);
+        let (b, seen) = breaker(&inner, &clock, 1, 2);
+        open_and_recover(&b, &clock);
+        let spawn = |b: &Arc<Guarded>| {
+            let b = Arc::clone(b);
+            thread::spawn(move || block_on(b.run(true)).0)
+        };
+        let (t1, t2) = (spawn(&b), spawn(&b));
+        let mine = block_on(b.run(true)).0;
+        let oks = [mine, t1.join().unwrap(), t2.join().unwrap()];
+        assert!(
+            inner.max_inside.load(Ordering::SeqCst) <= 2,
+            "three probes at once"
+        );
+        assert!(oks.iter().filter(|&&ok| ok).count() >= 2);
+        assert_eq!(seen.count(CircuitState::Open, CircuitState::HalfOpen), 1);
+        assert_eq!(seen.count(CircuitState::HalfOpen, CircuitState::Closed), 1);
+        assert_eq!(b.stats().half_open_in_flight, 0);
+    });
+}
+
+/// Two failures race in CLOSED with a threshold of 2: the circuit opens
+/// exactly once and both failures are counted.
+#[test]
+fn breaker_concurrent_failures_trip_once() {
+    loom::model(|| {
+        let clock = FrozenClock::default();
+        let inner = Inner::new(false);
+        let (b, seen) = breaker(&inner, &clock, 2, 1);
+        let b2 = Arc::clone(&b);
+        let t = thread::spawn(move || block_on(b2.run(false)));
+        block_on(b.run(false));
+        t.join().unwrap();
+        assert_eq!(seen.all(), [(CircuitState::Closed, CircuitState::Open)]);
+        assert_eq!(b.state(), CircuitState::Open);
+        assert_eq!(b.stats().failure_count, 2);
+    });
+}
+
+/// A probe is dropped mid-call while another caller arrives: the slot comes
+/// back (no stuck HALF_OPEN), and a later call gets through.
+#[test]
+fn breaker_cancelled_probe_releases_its_slot() {
+    loom::model(|| {
+        let clock = FrozenClock::default();
+        let inner = Inner::new(true);
+        let (b, _seen) = breaker(&inner, &clock, 1, 1);
+        open_and_recover(&b, &clock);
+        let b2 = Arc::clone(&b);
+        let t = thread::spawn(move || {
+            let mut probe = Box::pin(b2.run(true));
+            let first = poll_once(&mut probe);
+            drop(probe); // cancelled while inside (or already finished)
+            first
+        });
+        let other = block_on(b.run(true)).0;
+        let first = t.join().unwrap();
+        let stats = b.stats();
+        assert_eq!(
+            stats.half_open_in_flight, 0,
+            "a probe slot leaked: {stats:?}"
+        );
+        assert!(first.is_pending() || other || stats.state == CircuitState::Closed);
+        // Not stuck: the next call is admitted and closes the circuit.
+        assert_eq!(block_on(b.run(true)), (true, true));
+        assert_eq!(b.state(), CircuitState::Closed);
+    });
+}
+
+/// `reset()` races a failing call that trips the breaker: whatever the
+/// order, the callbacks describe the transitions that happened, once each,
+/// and the final state agrees with them.
+#[test]
+fn breaker_reset_races_trip() {
+    loom::model(|| {
+        let clock = FrozenClock::default();
+        let inner = Inner::new(false);
+        let (b, seen) = breaker(&inner, &clock, 1, 1);
+        let b2 = Arc::clone(&b);
+        let t = thread::spawn(move || block_on(b2.run(false)));
+        b.reset();
+        t.join().unwrap();
+        let opened = seen.count(CircuitState::Closed, CircuitState::Open);
+        let closed = seen.count(CircuitState::Open, CircuitState::Closed);
+        assert!(opened <= 1 && closed <= opened, "{:?}", seen.all());
+        let open_now = opened - closed == 1;
+        assert_eq!(
+            b.state() == CircuitState::Open,
+            open_now,
+            "{:?}",
+            seen.all()
+        );
+    });
+}
+
+// --------------------------------------------------------------- rate limit
+
+/// Two callers race for a burst of one at the same instant: exactly one
+/// gets in; with a burst of two, both do and a third is refused.
+#[test]
+fn rate_limit_word_admits_exactly_the_burst() {
+    for burst in [1u32, 2] {
+        loom::model(move || {
+            let clock = FrozenClock::default();
+            let limit = RateLimit::per_second(1).unwrap().burst(burst).unwrap();
+            let inner = Inner::new(false);
+            let l = Arc::new(RateLimited::new(inner, limit, clock).reject_when_full());
+            let l2 = Arc::clone(&l);
+            let t = thread::spawn(move || block_on(l2.run_with_outcome(true)).0);
+            let mine = block_on(l.run_with_outcome(true)).0;
+            let theirs = t.join().unwrap();
+            let ran = [mine, theirs].iter().filter(|o| !o.is_rejected()).count();
+            assert_eq!(ran, burst as usize);
+            assert!(block_on(l.run_with_outcome(true)).0.is_rejected());
+            assert_eq!(l.rejected(), 3 - burst as u64);
+        });
+    }
+}
+
+/// A waiting caller is cancelled (its slot refunded where possible) while
+/// another reserves: the refund never hands out a slot that a live waiter
+/// holds. The next caller's wait must lie beyond the live waiter's.
+#[test]
+fn rate_limit_refund_never_steals_a_live_slot() {
+    loom::model(|| {
+        let clock = FrozenClock::default();
+        let limit = RateLimit::per_second(1).unwrap();
+        let l = Arc::new(RateLimited::new(Inner::new(false), limit, clock.clone()));
+        assert_eq!(
+            block_on(l.run_with_outcome(true)).0,
+            LimitOutcome::Ran(true)
+        ); // burst spent
+        let l2 = Arc::clone(&l);
+        let canceller = thread::spawn(move || {
+            let mut call = Box::pin(l2.run_with_outcome(true));
+            assert!(poll_once(&mut call).is_pending(), "waits for the next slot");
+            drop(call); // refund
+        });
+        let l3 = Arc::clone(&l);
+        let keeper = thread::spawn(move || {
+            let mut call = Box::pin(async move { l3.run_with_outcome(true).await });
+            assert!(poll_once(&mut call).is_pending());
+            // The live waiter: its slot is the sleep it asked for.
+            (call, thread::current().id())
+        });
+        canceller.join().unwrap();
+        let (live, keeper_id) = keeper.join().unwrap();
+        let live_wait = clock.last_sleep_of(keeper_id);
+        let mut next = Box::pin(l.run_with_outcome(true));
+        assert!(poll_once(&mut next).is_pending());
+        let next_wait = clock.last_sleep_of(thread::current().id());
+        assert!(
+            next_wait >= live_wait + Duration::from_secs(1),
+            "two live waiters share a slot: {:?}",
+            clock.sleeps()
+        );
+        drop(live);
     });
 }
