@@ -137,7 +137,8 @@ pub fn panics<F: Future>(clock: &ManualClock, fut: F) -> bool {
     catch_unwind(AssertUnwindSafe(|| crate::block_on_manual(clock, fut))).is_err()
 }
 
-const SCRIPTED: &str = "probe panicked as scripted";
+/// The payload of a scripted panic; [`quiet_scripted_panics`] keeps it off stderr.
+pub const SCRIPTED: &str = "probe panicked as scripted";
 
 /// Installs (once) a panic hook that stays silent for [`Probe`]'s scripted
 /// panics and hands every other panic to the previous hook.

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use futures::future::join;
 use kompoz_core::{
-    Combinator, LimitMode, Limited, ManualClock, Registry, Retry, Timeout, parallel_and,
-    parallel_or,
+    Breaker, CircuitState, Clock, Combinator, LimitMode, Limited, ManualClock, RateLimit,
+    RateLimited, Registry, Retry, Timeout, parallel_and, parallel_or, rule,
 };
 use kompoz_tests::sweep::{End, Probe, ProbeStats, Script, SweepReport, panics, sweep};
 
@@ -435,4 +435,289 @@ fn composed_timeout_limiter_retry() {
         },
     );
     report("timeout ∘ limiter ∘ retry", r);
+}
+
+// ------------------------------------------------------------------ breaker
+
+/// A breaker (threshold 2, recovery 10 ms, `probes` probes) and a probe
+/// inner following `script`.
+fn guarded(
+    clock: &ManualClock,
+    probes: u32,
+    script: impl Fn(usize) -> Script + Send + Sync + 'static,
+) -> (Breaker<ManualClock>, Probe<ManualClock>) {
+    let breaker = Breaker::builder(clock.clone())
+        .failure_threshold(2)
+        .recovery_timeout(10 * MS)
+        .half_open_max_calls(probes)
+        .build()
+        .unwrap();
+    (breaker, Probe::new(clock.clone(), script))
+}
+
+/// The breaker holds no probe slot and still admits a call: in HALF_OPEN
+/// the next call is a probe, in CLOSED it runs, in OPEN it is due soon.
+fn breaker_not_stuck(clock: &ManualClock, breaker: &Breaker<ManualClock>) {
+    let stats = breaker.stats();
+    assert_eq!(
+        stats.half_open_in_flight, 0,
+        "a probe slot leaked: {stats:?}"
+    );
+    if stats.state == CircuitState::Open {
+        clock.advance(10 * MS);
+    }
+    let check = breaker.guard(rule(async |_: &u32| true));
+    let (ok, _) = kompoz_tests::block_on_manual(clock, check.run(0));
+    assert!(ok, "the breaker is stuck: {:?}", breaker.stats());
+}
+
+#[test]
+fn breaker_closed_calls() {
+    let r = sweep(
+        || {
+            let clock = ManualClock::new();
+            let (breaker, p) = guarded(&clock, 1, |i| {
+                Script::new(1, MS, if i == 0 { End::Fail } else { End::Pass })
+            });
+            let stats = p.stats();
+            let g = Arc::new(breaker.guard(p));
+            let g2 = Arc::clone(&g);
+            let fut = async move { join(g2.run(1u32), g2.run(2u32)).await };
+            (clock.clone(), (clock, stats, breaker), fut)
+        },
+        |(clock, stats, breaker), _| {
+            quiet(clock, stats);
+            let s = breaker.stats();
+            assert_eq!(s.state, CircuitState::Closed);
+            // Cancelled calls have no outcome; finished ones are counted once.
+            assert_eq!(s.success_count as usize, stats.passed());
+            assert_eq!(s.failure_count as usize, stats.failed());
+            breaker_not_stuck(clock, breaker);
+        },
+    );
+    report("breaker CLOSED", r);
+}
+
+/// Through every state: two failures open it, a rejected call, the wait
+/// for recovery, a probe in HALF_OPEN that passes and closes it.
+#[test]
+fn breaker_through_every_state() {
+    let r = sweep(
+        || {
+            let clock = ManualClock::new();
+            let (breaker, p) = guarded(&clock, 1, |i| {
+                Script::new(1, 2 * MS, if i < 2 { End::Fail } else { End::Pass })
+            });
+            let stats = p.stats();
+            let g = Arc::new(breaker.guard(p));
+            let (g2, c2) = (Arc::clone(&g), clock.clone());
+            let fut = async move {
+                assert!(!g2.run(1u32).await.0);
+                assert!(!g2.run(2u32).await.0);
+                assert_eq!(g2.state(), CircuitState::Open);
+                assert_eq!(g2.run(3u32).await, (false, 3)); // rejected
+                c2.sleep(10 * MS).await;
+                assert_eq!(g2.run(4u32).await, (true, 4)); // the probe
+                assert_eq!(g2.state(), CircuitState::Closed);
+            };
+            (clock.clone(), (clock, stats, breaker), fut)
+        },
+        |(clock, stats, breaker), _| {
+            quiet(clock, stats);
+            breaker_not_stuck(clock, breaker);
+        },
+    );
+    report("breaker CLOSED -> OPEN -> HALF_OPEN -> CLOSED", r);
+}
+
+/// Two probes allowed, three callers in HALF_OPEN, dropped at every point.
+#[test]
+fn breaker_half_open_probes() {
+    let r = sweep(
+        || {
+            let clock = ManualClock::new();
+            let (breaker, p) = guarded(&clock, 2, |i| {
+                Script::new(i % 3, MS, if i < 2 { End::Fail } else { End::Pass })
+            });
+            let stats = p.stats();
+            let g = Arc::new(breaker.guard(p));
+            // Trip it, and let the recovery time pass.
+            kompoz_tests::block_on_manual(&clock, async {
+                g.run(0u32).await;
+                g.run(0u32).await;
+            });
+            assert_eq!(breaker.state(), CircuitState::Open);
+            clock.advance(10 * MS);
+            let g2 = Arc::clone(&g);
+            let fut = async move {
+                futures::future::join3(g2.run(1u32), g2.run(2u32), g2.run(3u32)).await
+            };
+            (clock.clone(), (clock, stats, breaker), fut)
+        },
+        |(clock, stats, breaker), _| {
+            quiet(clock, stats);
+            breaker_not_stuck(clock, breaker);
+        },
+    );
+    report("breaker HALF_OPEN (2 probes, 3 callers)", r);
+}
+
+#[test]
+fn breaker_inner_panics() {
+    // In CLOSED: the panic counts as a failure; the breaker keeps working.
+    let clock = ManualClock::new();
+    let (breaker, p) = guarded(&clock, 1, |_| Script::new(1, MS, End::Panic));
+    let stats = p.stats();
+    let g = breaker.guard(p);
+    assert!(panics(&clock, g.run(1u32)));
+    quiet(&clock, &stats);
+    assert_eq!(breaker.stats().failure_count, 1);
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    // A panicking probe reopens the circuit; it does not stay HALF_OPEN.
+    assert!(panics(&clock, g.run(2u32)));
+    assert_eq!(breaker.state(), CircuitState::Open);
+    clock.advance(10 * MS);
+    assert!(panics(&clock, g.run(3u32)));
+    assert_eq!(breaker.state(), CircuitState::Open, "{:?}", breaker.stats());
+    assert_eq!(breaker.stats().half_open_in_flight, 0);
+    breaker_not_stuck(&clock, &breaker);
+}
+
+/// A call that is merely *dropped* while another future panics (a sibling in
+/// a `join`) was cancelled: it has no outcome. The breaker must not count it
+/// as a failure (it did not fail), let alone reopen on it.
+#[test]
+fn breaker_call_dropped_by_a_sibling_panic_is_not_a_failure() {
+    let clock = ManualClock::new();
+    let (breaker, p) = guarded(&clock, 1, |_| Script::new(0, 5 * MS, End::Pass));
+    let g = breaker.guard(p);
+    let sibling = async {
+        kompoz_tests::sweep::YieldNow(false).await;
+        std::panic::panic_any("sibling panicked");
+    };
+    kompoz_tests::sweep::quiet_scripted_panics();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        kompoz_tests::block_on_manual(&clock, join(g.run(1u32), sibling))
+    }));
+    assert!(panicked.is_err());
+    let s = breaker.stats();
+    assert_eq!(
+        (s.failure_count, s.success_count),
+        (0, 0),
+        "a call cancelled by someone else's panic was counted: {s:?}"
+    );
+}
+
+// --------------------------------------------------------------- rate limit
+
+#[test]
+fn rate_limit_modes() {
+    for mode in [
+        LimitMode::Wait,
+        LimitMode::Reject,
+        LimitMode::WaitAtMost(15 * MS),
+    ] {
+        let r = sweep(
+            || {
+                let clock = ManualClock::new();
+                let p = probe(&clock, MS, End::Pass);
+                let stats = p.stats();
+                let limit = RateLimit::new(1, 10 * MS).unwrap();
+                let l = Arc::new(
+                    RateLimited::new(p, limit, clock.clone())
+                        .mode(mode)
+                        .unwrap(),
+                );
+                let l2 = Arc::clone(&l);
+                let fut = async move {
+                    futures::future::join3(l2.run(1u32), l2.run(2u32), l2.run(3u32)).await
+                };
+                (clock.clone(), (clock, stats, l), fut)
+            },
+            |(clock, stats, l), _| {
+                quiet(clock, stats);
+                // Refunds: once the call is gone, and its slots' time has
+                // passed, a fresh call is admitted at once.
+                clock.advance(40 * MS);
+                let fresh = kompoz_tests::block_on_manual(clock, l.run_with_outcome(9u32));
+                assert!(!fresh.0.is_rejected());
+                assert_eq!(clock.pending_sleeps(), 0);
+            },
+        );
+        report(&format!("rate limit {mode:?}"), r);
+    }
+}
+
+/// A lone waiter that is cancelled gives its slot back: the next caller is
+/// admitted as if the cancelled one had never asked.
+#[test]
+fn rate_limit_cancelled_waiter_refunds() {
+    let r = sweep(
+        || {
+            let clock = ManualClock::new();
+            let p = probe(&clock, Duration::ZERO, End::Pass);
+            let stats = p.stats();
+            let limit = RateLimit::new(1, 10 * MS).unwrap();
+            let l = Arc::new(RateLimited::new(p, limit, clock.clone()));
+            // Spend the burst, so the swept call has to wait 10 ms.
+            kompoz_tests::block_on_manual(&clock, l.run(0u32));
+            let l2 = Arc::clone(&l);
+            let fut = async move { l2.run(1u32).await };
+            (clock.clone(), (clock, stats, l), fut)
+        },
+        |(clock, stats, l), _| {
+            quiet(clock, stats);
+            let start = clock.now();
+            kompoz_tests::block_on_manual(clock, l.run(9u32));
+            // Whether the swept call ran or was refunded, the next slot is
+            // at most one interval after the burst was spent.
+            assert!(clock.now().duration_since(start) <= 10 * MS);
+        },
+    );
+    report("rate limit (refund)", r);
+}
+
+#[test]
+fn rate_limit_inner_panics() {
+    let clock = ManualClock::new();
+    let p = Probe::constant(clock.clone(), Script::new(1, MS, End::Panic));
+    let stats = p.stats();
+    let l = RateLimited::new(p, RateLimit::per_second(5).unwrap(), clock.clone());
+    assert!(panics(&clock, l.run(1u32)));
+    quiet(&clock, &stats);
+}
+
+/// The HALF_OPEN form of the same: a probe dropped by a sibling's panic is a
+/// cancelled probe (its slot comes back), not a failed one that reopens the
+/// circuit for another recovery period.
+#[test]
+fn breaker_probe_dropped_by_a_sibling_panic_does_not_reopen() {
+    let clock = ManualClock::new();
+    let (breaker, p) = guarded(&clock, 1, |i| {
+        if i < 2 {
+            Script::FAIL
+        } else {
+            Script::new(0, 5 * MS, End::Pass)
+        }
+    });
+    let g = breaker.guard(p);
+    kompoz_tests::block_on_manual(&clock, async {
+        g.run(0u32).await;
+        g.run(0u32).await;
+    });
+    clock.advance(10 * MS);
+    let sibling = async {
+        kompoz_tests::sweep::YieldNow(false).await;
+        std::panic::panic_any("sibling panicked");
+    };
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        kompoz_tests::block_on_manual(&clock, join(g.run(1u32), sibling))
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(
+        breaker.state(),
+        CircuitState::HalfOpen,
+        "a probe cancelled by someone else's panic reopened the circuit: {:?}",
+        breaker.stats()
+    );
 }
