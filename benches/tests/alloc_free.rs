@@ -1,0 +1,108 @@
+//! After construction and a warm-up, the hot paths allocate nothing: a call
+//! through a CLOSED breaker (successes and failures), an uncontended limiter,
+//! a rate-limit check (admitted and rejected), a timeout on tokio around a
+//! ready inner step, and the three composed.
+//!
+//! `allocation-counter` replaces the global allocator in this test binary
+//! only, and counts per thread, so tests running in parallel do not disturb
+//! each other's counts.
+
+use std::time::Duration;
+
+use kompoz_benches::poll_once;
+use kompoz_tokio::{CircuitState, Combinator, RateLimit};
+
+const CALLS: u64 = 1_000;
+
+/// Heap allocations made by `calls` calls of `call`, after `warm_up` of them
+/// outside the count (first-use growth is construction, not the hot path).
+fn allocations<T>(mut call: impl FnMut(u64) -> T) -> u64 {
+    for i in 0..CALLS {
+        std::hint::black_box(call(i));
+    }
+    allocation_counter::measure(|| {
+        for i in 0..CALLS {
+            std::hint::black_box(call(i));
+        }
+    })
+    .count_total
+}
+
+fn inner() -> impl Combinator<u64> + Clone {
+    kompoz_tokio::rule(async |x: &u64| *x % 4 != 0)
+}
+
+#[test]
+fn the_counter_sees_an_allocation() {
+    let counted = allocations(Box::new);
+    assert_eq!(counted, CALLS, "one Box per call must be counted");
+}
+
+#[test]
+fn closed_breaker_calls_do_not_allocate() {
+    // Every fourth call fails: three failures never come in a row, so the
+    // breaker records failures and successes and stays CLOSED.
+    let breaker = kompoz_tokio::circuit_breaker(inner())
+        .failure_threshold(3)
+        .build()
+        .expect("config");
+    assert_eq!(allocations(|i| poll_once(breaker.run(i))), 0);
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    let stats = breaker.stats();
+    assert_eq!(stats.failure_count, 2 * CALLS / 4);
+    assert_eq!(stats.success_count, 2 * CALLS * 3 / 4);
+}
+
+#[test]
+fn uncontended_limiter_calls_do_not_allocate() {
+    let limited = kompoz_tokio::limited(inner(), 4).expect("config");
+    assert_eq!(allocations(|i| poll_once(limited.run(i))), 0);
+    assert_eq!(limited.available(), 4, "every permit was given back");
+}
+
+#[test]
+fn rate_limit_checks_do_not_allocate() {
+    let roomy = RateLimit::per_second(1_000_000_000)
+        .and_then(|l| l.burst(1_000_000_000))
+        .expect("config");
+    let admitted = kompoz_tokio::rate_limited(inner(), roomy).reject_when_full();
+    assert_eq!(allocations(|i| poll_once(admitted.run(i))), 0);
+    assert_eq!(admitted.rejected(), 0, "every check was admitted");
+
+    let tight = RateLimit::per_minute(1).expect("config");
+    let rejecting = kompoz_tokio::rate_limited(inner(), tight).reject_when_full();
+    assert_eq!(allocations(|i| poll_once(rejecting.run(i))), 0);
+    assert_eq!(
+        rejecting.rejected(),
+        2 * CALLS - 1,
+        "all but the first rejected"
+    );
+}
+
+#[test]
+fn timeout_on_tokio_with_a_ready_inner_does_not_allocate() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let _in_runtime = rt.enter();
+    let timeout = kompoz_tokio::with_timeout(inner(), Duration::from_secs(1)).expect("config");
+    assert_eq!(allocations(|i| poll_once(timeout.run(i))), 0);
+    assert_eq!(timeout.timeouts(), 0);
+}
+
+#[test]
+fn the_composed_stack_does_not_allocate() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let _in_runtime = rt.enter();
+    let breaker = kompoz_tokio::circuit_breaker(inner())
+        .failure_threshold(3)
+        .build()
+        .expect("config");
+    let limited = kompoz_tokio::limited(breaker, 4).expect("config");
+    let stack = kompoz_tokio::with_timeout(limited, Duration::from_secs(1)).expect("config");
+    assert_eq!(allocations(|i| poll_once(stack.run(i))), 0);
+}
