@@ -4,7 +4,8 @@
 //! `circuit_breaker/breaker.rs`.
 
 use core::fmt;
-use core::future::Future;
+use core::future::{Future, poll_fn};
+use core::pin::pin;
 
 use crate::{Clock, Combinator, ConfigError};
 
@@ -365,30 +366,54 @@ where
             let mut call = Call {
                 shared,
                 ticket,
-                finished: false,
+                stage: Stage::Suspended,
             };
-            let (ok, ctx) = self.inner.run(ctx).await;
+            // The stage tells a drop during the inner poll (the inner
+            // combinator panicked, even while another task on this thread
+            // unwinds) from a drop between polls (the call was cancelled).
+            let mut inner = pin!(self.inner.run(ctx));
+            let (ok, ctx) = poll_fn(|cx| {
+                call.stage = Stage::Polling;
+                let poll = inner.as_mut().poll(cx);
+                call.stage = Stage::Suspended;
+                poll
+            })
+            .await;
+            call.stage = Stage::Finished;
             let failure = self.predicate.is_failure(ok, &ctx);
-            call.finished = true;
             shared.complete(ticket, failure);
             (ok, ctx)
         }
     }
 }
 
+/// Where an admitted call is, for its drop guard.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Between polls of the inner future: a drop now is a cancellation.
+    Suspended,
+    /// Inside a poll of the inner future: a drop now is its panic unwinding.
+    Polling,
+    /// The outcome is recorded.
+    Finished,
+}
+
 /// An admitted call in progress: if it is dropped before it finishes
-/// (cancelled, or unwinding from a panic), the breaker hears of it.
+/// (cancelled, or unwinding from a panic of the inner combinator), the
+/// breaker hears of it.
 struct Call<'a, K: Clock> {
     shared: &'a Shared<K>,
     ticket: Ticket,
-    finished: bool,
+    stage: Stage,
 }
 
 impl<K: Clock> Drop for Call<'_, K> {
     #[inline]
     fn drop(&mut self) {
-        if !self.finished {
-            self.shared.abandon(self.ticket);
+        match self.stage {
+            Stage::Finished => {}
+            Stage::Polling => self.shared.inner_panicked(self.ticket),
+            Stage::Suspended => self.shared.abandon(self.ticket),
         }
     }
 }

@@ -704,16 +704,15 @@ impl<K: Clock> Shared<K> {
         }
     }
 
-    /// A call dropped before it finished (cancelled, timed out from outside,
-    /// or unwinding from a panic).
+    /// A call whose inner combinator panicked: a failure, as an exception
+    /// is in resilience4j (a probe's panic reopens the circuit).
+    pub(crate) fn inner_panicked(&self, ticket: Ticket) {
+        self.complete(ticket, true);
+    }
+
+    /// A call dropped between polls (cancelled, or timed out from outside):
+    /// no outcome; a probe gives its slot back.
     pub(crate) fn abandon(&self, ticket: Ticket) {
-        #[cfg(feature = "std")]
-        if std::thread::panicking() {
-            // A panic is the inner combinator failing, as an exception is in
-            // resilience4j: count it (a probe's panic reopens the circuit).
-            self.complete(ticket, true);
-            return;
-        }
         if ticket.probe() {
             self.release_probe(ticket.generation());
         }
