@@ -33,23 +33,16 @@ use core::time::Duration;
 
 /// A [`Clock`] over [`std::time::Instant`] and async-std's timer (the
 /// `async-io` reactor that async-std's own `task::sleep` waits on).
-#[derive(Clone, Copy, Debug)]
-pub struct AsyncStdClock {
-    origin: std::time::Instant,
-}
+///
+/// Instants are on the process-wide timeline of [`Instant::from_std`], so
+/// every `AsyncStdClock` agrees, wherever it was created.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AsyncStdClock;
 
 impl AsyncStdClock {
-    /// A clock whose instants count from now.
+    /// The clock (a unit value; every `AsyncStdClock` reads the same time).
     pub fn new() -> Self {
-        AsyncStdClock {
-            origin: std::time::Instant::now(),
-        }
-    }
-}
-
-impl Default for AsyncStdClock {
-    fn default() -> Self {
-        Self::new()
+        AsyncStdClock
     }
 }
 
@@ -69,7 +62,7 @@ impl Clock for AsyncStdClock {
     type Sleep = AsyncStdSleep;
 
     fn now(&self) -> Instant {
-        Instant::from_duration(self.origin.elapsed())
+        Instant::from_std(std::time::Instant::now())
     }
 
     fn sleep(&self, duration: Duration) -> AsyncStdSleep {

@@ -86,6 +86,42 @@ impl Instant {
     }
 }
 
+#[cfg(feature = "std")]
+impl Instant {
+    /// The instant of a [`std::time::Instant`] on the process-wide timeline
+    /// that every `std`-based clock of kompoz shares (`TokioClock`,
+    /// `SmolClock`, `AsyncStdClock`, [`FuturesTimerClock`]), so instants from
+    /// any of them compare.
+    ///
+    /// The timeline's origin lies a day before its first use (or at boot, if
+    /// that is later), so a clock that starts behind real time — tokio's
+    /// paused clock starts when its runtime is built — still reads distinct,
+    /// increasing instants instead of a saturated zero.
+    ///
+    /// ```
+    /// use kompoz_core::Instant;
+    ///
+    /// let a = std::time::Instant::now();
+    /// let b = a + std::time::Duration::from_millis(3);
+    /// assert_eq!(Instant::from_std(b).duration_since(Instant::from_std(a)).as_millis(), 3);
+    /// ```
+    pub fn from_std(instant: std::time::Instant) -> Instant {
+        Instant::from_duration(instant.saturating_duration_since(process_origin()))
+    }
+}
+
+#[cfg(feature = "std")]
+fn process_origin() -> std::time::Instant {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(|| {
+        let now = std::time::Instant::now();
+        [86_400, 3_600, 60, 1]
+            .into_iter()
+            .find_map(|secs| now.checked_sub(Duration::from_secs(secs)))
+            .unwrap_or(now)
+    })
+}
+
 /// Nanoseconds in `d`, saturating at `u64::MAX`.
 pub(crate) fn duration_to_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)

@@ -32,23 +32,16 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 
 /// A [`Clock`] over [`std::time::Instant`] and [`async_io::Timer`].
-#[derive(Clone, Copy, Debug)]
-pub struct SmolClock {
-    origin: std::time::Instant,
-}
+///
+/// Instants are on the process-wide timeline of [`Instant::from_std`], so
+/// every `SmolClock` agrees, wherever it was created.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SmolClock;
 
 impl SmolClock {
-    /// A clock whose instants count from now.
+    /// The clock (a unit value; every `SmolClock` reads the same time).
     pub fn new() -> Self {
-        SmolClock {
-            origin: std::time::Instant::now(),
-        }
-    }
-}
-
-impl Default for SmolClock {
-    fn default() -> Self {
-        Self::new()
+        SmolClock
     }
 }
 
@@ -68,7 +61,7 @@ impl Clock for SmolClock {
     type Sleep = SmolSleep;
 
     fn now(&self) -> Instant {
-        Instant::from_duration(self.origin.elapsed())
+        Instant::from_std(std::time::Instant::now())
     }
 
     fn sleep(&self, duration: Duration) -> SmolSleep {

@@ -33,24 +33,16 @@ use core::time::Duration;
 /// A [`Clock`] over `tokio::time`: instants from [`tokio::time::Instant`]
 /// (which honours paused time), sleeps from [`tokio::time::sleep`].
 ///
-/// Sleeping needs a tokio runtime with the time driver enabled.
-#[derive(Clone, Copy, Debug)]
-pub struct TokioClock {
-    origin: tokio::time::Instant,
-}
+/// Sleeping needs a tokio runtime with the time driver enabled. Instants are
+/// on the process-wide timeline of [`Instant::from_std`], so every
+/// `TokioClock` agrees, wherever it was created.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioClock;
 
 impl TokioClock {
-    /// A clock whose instants count from now.
+    /// The clock (a unit value; every `TokioClock` reads the same time).
     pub fn new() -> Self {
-        TokioClock {
-            origin: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Default for TokioClock {
-    fn default() -> Self {
-        Self::new()
+        TokioClock
     }
 }
 
@@ -58,7 +50,7 @@ impl Clock for TokioClock {
     type Sleep = tokio::time::Sleep;
 
     fn now(&self) -> Instant {
-        Instant::from_duration(tokio::time::Instant::now().duration_since(self.origin))
+        Instant::from_std(tokio::time::Instant::now().into_std())
     }
 
     fn sleep(&self, duration: Duration) -> tokio::time::Sleep {

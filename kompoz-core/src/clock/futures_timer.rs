@@ -1,7 +1,6 @@
 //! A clock for any executor, over `futures-timer`.
 
 use core::time::Duration;
-use std::sync::OnceLock;
 
 use super::{Clock, Instant};
 
@@ -9,8 +8,8 @@ use super::{Clock, Instant};
 ///
 /// `futures-timer` runs its own timer thread, so this clock works under any
 /// executor — `futures::executor::block_on` included — for applications that
-/// embed kompoz without a large runtime. Instants count from the first use of
-/// this clock in the process.
+/// embed kompoz without a large runtime. Instants are on the process-wide
+/// timeline of [`Instant::from_std`].
 ///
 /// # Examples
 ///
@@ -28,16 +27,11 @@ use super::{Clock, Instant};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FuturesTimerClock;
 
-fn origin() -> std::time::Instant {
-    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
-    *ORIGIN.get_or_init(std::time::Instant::now)
-}
-
 impl Clock for FuturesTimerClock {
     type Sleep = futures_timer::Delay;
 
     fn now(&self) -> Instant {
-        Instant::from_duration(origin().elapsed())
+        Instant::from_std(std::time::Instant::now())
     }
 
     fn sleep(&self, duration: Duration) -> futures_timer::Delay {
