@@ -5,7 +5,6 @@
 //! `demo_story` test (the same story at a fifth of the length).
 
 use std::fmt::Write as _;
-use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -74,26 +73,24 @@ struct Call {
 struct ServiceCall;
 
 impl Combinator<Call> for ServiceCall {
-    fn run(&self, mut call: Call) -> impl Future<Output = (bool, Call)> {
-        async move {
-            call.reached_service = true;
-            // The connection is taken out for the call and put back only after
-            // a clean answer: a call dropped half-way (timed out) closes it.
-            let taken = call.conn.lock().unwrap().take();
-            let mut conn = match taken {
-                Some(conn) => conn,
-                None => match Connection::open(call.addr).await {
-                    Ok(conn) => conn,
-                    Err(_) => return (false, call),
-                },
-            };
-            match conn.request().await {
-                Ok(ok) => {
-                    *call.conn.lock().unwrap() = Some(conn);
-                    (ok, call)
-                }
-                Err(_) => (false, call),
+    async fn run(&self, mut call: Call) -> (bool, Call) {
+        call.reached_service = true;
+        // The connection is taken out for the call and put back only after
+        // a clean answer: a call dropped half-way (timed out) closes it.
+        let taken = call.conn.lock().unwrap().take();
+        let mut conn = match taken {
+            Some(conn) => conn,
+            None => match Connection::open(call.addr).await {
+                Ok(conn) => conn,
+                Err(_) => return (false, call),
+            },
+        };
+        match conn.request().await {
+            Ok(ok) => {
+                *call.conn.lock().unwrap() = Some(conn);
+                (ok, call)
             }
+            Err(_) => (false, call),
         }
     }
 }
