@@ -24,6 +24,12 @@
 //! }
 //! ```
 
+//!
+//! The project's README follows: the reference guide's examples (timeout,
+//! concurrency limit, shared pools, circuit breaker) in Rust, run as this
+//! crate's doctests.
+//!
+#![doc = include_str!("../../README.md")]
 #![doc(test(attr(deny(warnings))))]
 
 pub use kompoz_core::*;
@@ -59,8 +65,3 @@ impl Clock for TokioClock {
 }
 
 kompoz_core::__runtime_api!(crate::TokioClock);
-
-// The README's examples run as doctests of this crate.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
