@@ -131,7 +131,8 @@ fn table() -> Vec<Row> {
             clock(),
         )
     }));
-    let conflicts: [(&'static str, fn() -> Result<RateLimit, ConfigError>); 3] = [
+    type Other = fn() -> Result<RateLimit, ConfigError>;
+    let conflicts: [(&'static str, Other); 3] = [
         ("rate", || RateLimit::per_second(2)),
         ("period", || RateLimit::new(1, Duration::from_secs(2))),
         ("burst", || RateLimit::per_second(1)?.burst(3)),
