@@ -66,9 +66,9 @@ struct Counts {
 }
 
 /// The flaky service. The context is the call's number; each attempt draws
-/// from it and the global attempt count. A "bad phase" of 150 runs in every
-/// 10,000 fails nearly all of them, so the breaker trips and recovers many
-/// times.
+/// from it and the global attempt count. In a "bad phase" (3 ms in every 50
+/// on the clock) nearly every attempt fails, so the breaker trips, probes
+/// and recovers many times.
 #[derive(Clone)]
 struct Flaky<K> {
     clock: K,
@@ -79,8 +79,8 @@ impl<K: Clock> Combinator<u64> for Flaky<K> {
     async fn run(&self, call: u64) -> (bool, u64) {
         let attempt = self.counts.inner_runs.fetch_add(1, Ordering::Relaxed);
         let r = mix(call ^ attempt.rotate_left(32));
-        // Phases follow the global run count, so all tasks share them.
-        let bad_phase = attempt % 10_000 < 150;
+        // Phases follow the clock, so all tasks share them: 3 ms in every 50.
+        let bad_phase = self.clock.now().as_nanos() / 1_000_000 % 50 < 3;
         match r % 10_000 {
             0..2 => {
                 self.counts.inner_panics.fetch_add(1, Ordering::Relaxed);
