@@ -27,8 +27,10 @@ use tower_resilience::circuitbreaker::CircuitBreakerLayer;
 const HOUR: Duration = Duration::from_secs(3600);
 const RECOVERY: Duration = Duration::from_secs(30);
 
-/// Failure calls in a row before one success ends the streak.
-const FAILURE_RUN: u64 = 50_000;
+/// Calls per thread for each success that ends a failure streak: small
+/// enough that two threads' interleaved failures (2 × 20,000) stay below
+/// kompoz's largest threshold.
+const FAILURE_RUN: u64 = 20_000;
 /// The highest consecutive-failure threshold kompoz accepts.
 const KOMPOZ_MAX_THRESHOLD: u32 = 65_535;
 
