@@ -4,10 +4,9 @@
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -113,20 +112,9 @@ fn at_ms(n: u64) -> Instant {
 }
 
 /// Runs `fut` to completion, jumping the clock to the next sleep's deadline
-/// whenever it is pending (only the clock wakes anything in these tests).
+/// whenever it is pending.
 fn run<F: Future>(clock: &ManualClock, fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let waker = noop_waker();
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-        assert!(
-            clock.advance_to_next_deadline().is_some(),
-            "stalled: pending with nothing sleeping"
-        );
-    }
+    clock.block_on(fut)
 }
 
 /// Polls `fut` once (admitting the call) and hands it back, still running.

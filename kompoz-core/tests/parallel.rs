@@ -2,31 +2,14 @@
 //! with exact clock times.
 
 use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use kompoz_core::{
     BoxCombinator, Clock, Combinator, Instant, ManualClock, boxed, parallel_and, parallel_or,
 };
-
-/// Polls `fut` to completion, jumping the clock to the next deadline
-/// whenever it stalls.
-fn drive<F: Future>(clock: &ManualClock, fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-        assert!(
-            clock.advance_to_next_deadline().is_some(),
-            "future stalled with nothing sleeping"
-        );
-    }
-}
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -73,7 +56,7 @@ fn children_run_concurrently() {
     let kids: Vec<_> = (1..=3).map(|t| child(&clock, 100, true, t)).collect();
     let dones: Vec<_> = kids.iter().map(|(_, d)| Arc::clone(d)).collect();
     let all = parallel_and(kids.into_iter().map(|(c, _)| c)).unwrap();
-    assert_eq!(drive(&clock, all.run(vec![0])), (true, vec![0]));
+    assert_eq!(clock.block_on(all.run(vec![0])), (true, vec![0]));
     assert_eq!(
         elapsed(&clock),
         ms(100),
@@ -83,7 +66,7 @@ fn children_run_concurrently() {
 
     let clock = ManualClock::new();
     let any = parallel_or((1..=3).map(|t| child(&clock, 100, t == 3, t).0)).unwrap();
-    assert_eq!(drive(&clock, any.run(vec![0])), (true, vec![0, 3]));
+    assert_eq!(clock.block_on(any.run(vec![0])), (true, vec![0, 3]));
     assert_eq!(elapsed(&clock), ms(100));
 }
 
@@ -91,9 +74,9 @@ fn children_run_concurrently() {
 fn parallel_and_returns_the_original_context() {
     let clock = ManualClock::new();
     let all = parallel_and([child(&clock, 10, true, 1).0, child(&clock, 20, true, 2).0]).unwrap();
-    assert_eq!(drive(&clock, all.run(vec![7])), (true, vec![7]));
+    assert_eq!(clock.block_on(all.run(vec![7])), (true, vec![7]));
     let all = parallel_and([child(&clock, 10, true, 1).0, child(&clock, 20, false, 2).0]).unwrap();
-    assert_eq!(drive(&clock, all.run(vec![7])), (false, vec![7]));
+    assert_eq!(clock.block_on(all.run(vec![7])), (false, vec![7]));
 }
 
 #[test]
@@ -102,7 +85,7 @@ fn fail_fast_drops_the_slow_child() {
     let (fast_fail, _) = child(&clock, 10, false, 1);
     let (slow, slow_done) = child(&clock, 1000, true, 2);
     let all = parallel_and([fast_fail, slow]).unwrap().fail_fast(true);
-    assert_eq!(drive(&clock, all.run(vec![])), (false, vec![]));
+    assert_eq!(clock.block_on(all.run(vec![])), (false, vec![]));
     assert_eq!(elapsed(&clock), ms(10), "returns at the failure");
     assert_eq!(clock.pending_sleeps(), 0, "the slow child's sleep is gone");
     clock.advance(Duration::from_secs(10));
@@ -119,7 +102,7 @@ fn without_fail_fast_every_child_completes() {
     let (fast_fail, _) = child(&clock, 10, false, 1);
     let (slow, slow_done) = child(&clock, 1000, true, 2);
     let all = parallel_and([fast_fail, slow]).unwrap();
-    assert_eq!(drive(&clock, all.run(vec![])), (false, vec![]));
+    assert_eq!(clock.block_on(all.run(vec![])), (false, vec![]));
     assert_eq!(slow_done.load(Ordering::SeqCst), 1);
     assert_eq!(elapsed(&clock), ms(1000));
 }
@@ -132,7 +115,7 @@ fn first_success_wins_and_the_others_are_cancelled() {
     let (late, late_done) = child(&clock, 500, true, 3);
     let any = parallel_or([fail_first, win, late]).unwrap();
     assert_eq!(
-        drive(&clock, any.run(vec![0])),
+        clock.block_on(any.run(vec![0])),
         (true, vec![0, 2]),
         "the winner's context"
     );
@@ -153,7 +136,7 @@ fn without_cancel_on_success_the_others_complete_first() {
         .unwrap()
         .cancel_on_success(false);
     assert_eq!(
-        drive(&clock, any.run(vec![0])),
+        clock.block_on(any.run(vec![0])),
         (true, vec![0, 2]),
         "still the first winner"
     );
@@ -166,7 +149,7 @@ fn without_cancel_on_success_the_others_complete_first() {
 fn all_fail_returns_false_and_the_original_context() {
     let clock = ManualClock::new();
     let any = parallel_or((1..=3).map(|t| child(&clock, 10 * u64::from(t), false, t).0)).unwrap();
-    assert_eq!(drive(&clock, any.run(vec![9])), (false, vec![9]));
+    assert_eq!(clock.block_on(any.run(vec![9])), (false, vec![9]));
     assert_eq!(elapsed(&clock), ms(30));
 }
 
@@ -175,10 +158,10 @@ fn a_single_child_works() {
     let clock = ManualClock::new();
     for verdict in [true, false] {
         let all = parallel_and([child(&clock, 10, verdict, 1).0]).unwrap();
-        assert_eq!(drive(&clock, all.run(vec![])), (verdict, vec![]));
+        assert_eq!(clock.block_on(all.run(vec![])), (verdict, vec![]));
         let any = parallel_or([child(&clock, 10, verdict, 1).0]).unwrap();
         let expected = if verdict { vec![1] } else { vec![] };
-        assert_eq!(drive(&clock, any.run(vec![])), (verdict, expected));
+        assert_eq!(clock.block_on(any.run(vec![])), (verdict, expected));
     }
 }
 
@@ -226,7 +209,7 @@ fn heterogeneous_children_through_boxing_and_operators() {
     let either = parallel_or([slow_yes, quick_no]).unwrap();
     // Composes with the algebra like any combinator.
     let check = either & kompoz_core::rule(async |v: &Vec<u32>| v.len() == 1);
-    assert_eq!(drive(&clock, check.run(vec![5])), (true, vec![5]));
+    assert_eq!(clock.block_on(check.run(vec![5])), (true, vec![5]));
     assert_eq!(clock.now(), Instant::from_duration(ms(20)));
 }
 

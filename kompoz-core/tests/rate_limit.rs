@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::pin::pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -13,22 +12,6 @@ use kompoz_core::{
     Clock, Combinator, ConfigError, Instant, LimitMode, LimitOutcome, ManualClock, RateLimit,
     RateLimited, Registry, rule,
 };
-
-/// Polls `fut` to completion, jumping the clock to the next deadline
-/// whenever it stalls.
-fn drive<F: Future>(clock: &ManualClock, fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-        assert!(
-            clock.advance_to_next_deadline().is_some(),
-            "future stalled with nothing sleeping"
-        );
-    }
-}
 
 fn poll_once<F: Future>(fut: &mut std::pin::Pin<Box<F>>) -> Poll<F::Output> {
     fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
@@ -63,7 +46,7 @@ fn n_calls_per_period_and_the_next_waits_exactly_for_its_slot() {
     let clock = ManualClock::new();
     let (inner, starts) = recording(&clock);
     let limited = RateLimited::new(inner, RateLimit::per_second(5).unwrap(), clock.clone());
-    let results = drive(&clock, join_all((0..6).map(|i| limited.run(i))));
+    let results = clock.block_on(join_all((0..6).map(|i| limited.run(i))));
     assert!(results.iter().all(|(ok, _)| *ok));
     assert_eq!(
         *starts.borrow(),
@@ -79,13 +62,13 @@ fn burst_lets_calls_through_at_once_then_refills_one_interval_at_a_time() {
     let (inner, starts) = recording(&clock);
     let limit = RateLimit::per_second(10).unwrap().burst(5).unwrap();
     let limited = RateLimited::new(inner, limit, clock.clone());
-    drive(&clock, join_all((0..7).map(|i| limited.run(i))));
+    clock.block_on(join_all((0..7).map(|i| limited.run(i))));
     assert_eq!(*starts.borrow(), at_ms(&[0, 0, 0, 0, 0, 100, 200]));
 
     // A long quiet spell refills the burst, but no further.
     clock.advance(Duration::from_secs(10));
     starts.borrow_mut().clear();
-    drive(&clock, join_all((0..6).map(|i| limited.run(i))));
+    clock.block_on(join_all((0..6).map(|i| limited.run(i))));
     assert_eq!(
         *starts.borrow(),
         at_ms(&[10_200, 10_200, 10_200, 10_200, 10_200, 10_300])
@@ -99,10 +82,7 @@ fn reject_mode_turns_away_calls_over_the_rate_without_running_them() {
     let limit = RateLimit::per_second(1).unwrap().burst(3).unwrap();
     let limited = RateLimited::new(inner, limit, clock.clone()).reject_when_full();
     assert_eq!(limited.limit_mode(), LimitMode::Reject);
-    let outcomes = drive(
-        &clock,
-        join_all((0..4).map(|i| limited.run_with_outcome(i))),
-    );
+    let outcomes = clock.block_on(join_all((0..4).map(|i| limited.run_with_outcome(i))));
     assert_eq!(
         outcomes,
         vec![
@@ -118,17 +98,17 @@ fn reject_mode_turns_away_calls_over_the_rate_without_running_them() {
 
     clock.advance(ms(999));
     assert_eq!(
-        drive(&clock, limited.run(5)),
+        clock.block_on(limited.run(5)),
         (false, 5),
         "the slot is not due yet"
     );
     clock.advance(ms(1));
     assert_eq!(
-        drive(&clock, limited.run(6)),
+        clock.block_on(limited.run(6)),
         (true, 6),
         "exactly at its slot"
     );
-    assert_eq!(drive(&clock, limited.run(7)), (false, 7));
+    assert_eq!(clock.block_on(limited.run(7)), (false, 7));
     assert_eq!(limited.rejected(), 3);
 }
 
@@ -140,16 +120,16 @@ fn wait_at_most_waits_only_for_a_slot_within_the_bound() {
     let short = RateLimited::new(inner, limit, clock.clone())
         .wait_at_most(ms(500))
         .unwrap();
-    assert!(drive(&clock, short.run(0)).0);
+    assert!(clock.block_on(short.run(0)).0);
     // The next slot is 1 s away: rejected at once, not after 500 ms in vain.
     assert_eq!(
-        drive(&clock, short.run_with_outcome(1)),
+        clock.block_on(short.run_with_outcome(1)),
         (LimitOutcome::Rejected, 1)
     );
     assert_eq!(clock.now(), Instant::ZERO);
 
     clock.advance(ms(600)); // the slot is now 400 ms away
-    assert!(drive(&clock, short.run(2)).0);
+    assert!(clock.block_on(short.run(2)).0);
     assert_eq!(
         *starts.borrow(),
         at_ms(&[0, 1000]),
@@ -173,13 +153,13 @@ fn a_shared_name_shares_the_budget() {
         .reject_when_full();
     assert_eq!(a.name(), Some("api"));
     assert_eq!(registry.rate_limit_names(), vec!["api".to_string()]);
-    assert!(drive(&clock, a.run(1)).0);
-    assert!(drive(&clock, b.run(2)).0);
+    assert!(clock.block_on(a.run(1)).0);
+    assert!(clock.block_on(b.run(2)).0);
     assert!(
-        !drive(&clock, a.run(3)).0,
+        !clock.block_on(a.run(3)).0,
         "two calls spent the shared budget"
     );
-    assert!(!drive(&clock, b.run(4)).0);
+    assert!(!clock.block_on(b.run(4)).0);
     assert_eq!((a_starts.borrow().len(), b_starts.borrow().len()), (1, 1));
 
     // Another name has a budget of its own; a pool may use the same name.
@@ -187,7 +167,7 @@ fn a_shared_name_shares_the_budget() {
     let c = RateLimited::named(c_inner, limit, "other", &registry, clock.clone())
         .unwrap()
         .reject_when_full();
-    assert!(drive(&clock, c.run(5)).0);
+    assert!(clock.block_on(c.run(5)).0);
     assert!(registry.pool("api", 3).is_ok());
 }
 
@@ -298,11 +278,11 @@ fn limiters_sharing_a_name_read_the_first_limiters_clock() {
     )
     .unwrap()
     .reject_when_full();
-    assert!(drive(&first_clock, a.run(())).0);
-    assert!(!drive(&first_clock, b.run(())).0);
+    assert!(first_clock.block_on(a.run(())).0);
+    assert!(!first_clock.block_on(b.run(())).0);
     first_clock.advance(Duration::from_secs(60));
     assert!(
-        drive(&first_clock, b.run(())).0,
+        first_clock.block_on(b.run(())).0,
         "b reads the first clock: its slot came at 160 s"
     );
 }
@@ -312,7 +292,7 @@ fn a_cancelled_waiter_gives_its_slot_back_when_it_is_the_last() {
     let clock = ManualClock::new();
     let (inner, starts) = recording(&clock);
     let limited = RateLimited::new(inner, RateLimit::per_second(1).unwrap(), clock.clone());
-    assert!(drive(&clock, limited.run(0)).0);
+    assert!(clock.block_on(limited.run(0)).0);
     {
         let mut waiting = Box::pin(limited.run(1));
         assert!(poll_once(&mut waiting).is_pending());
@@ -320,7 +300,7 @@ fn a_cancelled_waiter_gives_its_slot_back_when_it_is_the_last() {
     }
     assert_eq!(clock.pending_sleeps(), 0, "the wait was cancelled");
     // The next caller gets the 1 s slot the dropped one had reserved.
-    assert!(drive(&clock, limited.run(2)).0);
+    assert!(clock.block_on(limited.run(2)).0);
     assert_eq!(*starts.borrow(), at_ms(&[0, 1000]));
 }
 
@@ -329,7 +309,7 @@ fn a_cancelled_waiter_with_later_waiters_leaves_its_slot_spent() {
     let clock = ManualClock::new();
     let (inner, starts) = recording(&clock);
     let limited = RateLimited::new(inner, RateLimit::per_second(1).unwrap(), clock.clone());
-    assert!(drive(&clock, limited.run(0)).0);
+    assert!(clock.block_on(limited.run(0)).0);
     let mut second = Box::pin(limited.run(1)); // slot at 1 s
     let mut third = Box::pin(limited.run(2)); // slot at 2 s
     assert!(poll_once(&mut second).is_pending());
@@ -337,7 +317,7 @@ fn a_cancelled_waiter_with_later_waiters_leaves_its_slot_spent() {
     drop(second);
     // The third keeps its slot; a fourth comes after it, never before.
     let fourth = limited.run(3);
-    let (r3, r4) = drive(&clock, futures::future::join(third, fourth));
+    let (r3, r4) = clock.block_on(futures::future::join(third, fourth));
     assert!(r3.0 && r4.0);
     assert_eq!(*starts.borrow(), at_ms(&[0, 2000, 3000]));
 }
@@ -358,7 +338,7 @@ fn no_spurious_rejections_over_a_long_run() {
         let t = (k * 1_000_000_000).div_ceil(7);
         clock.advance_to(Instant::from_nanos(t));
         assert!(
-            drive(&clock, limited.run(())).0,
+            clock.block_on(limited.run(())).0,
             "call {k} at {t} ns rejected"
         );
     }
@@ -378,7 +358,7 @@ fn a_long_run_never_exceeds_the_rate() {
     .reject_when_full();
     let mut admitted = Vec::new();
     for _ in 0..(100_000 / 3) {
-        if drive(&clock, limited.run(())).0 {
+        if clock.block_on(limited.run(())).0 {
             admitted.push(clock.now().as_nanos());
         }
         clock.advance(ms(3));
@@ -407,8 +387,8 @@ fn time_near_the_end_of_the_clock_saturates() {
         clock.clone(),
     )
     .reject_when_full();
-    assert!(drive(&clock, limited.run(())).0);
-    assert!(!drive(&clock, limited.run(())).0);
+    assert!(clock.block_on(limited.run(())).0);
+    assert!(!clock.block_on(limited.run(())).0);
 }
 
 #[test]

@@ -3,32 +3,15 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use kompoz_core::{
     Clock, Combinator, ConfigError, Instant, Jitter, ManualClock, Retry, rule, transform,
 };
-
-/// Polls `fut` to completion, jumping the clock to the next deadline
-/// whenever it stalls.
-fn drive<F: Future>(clock: &ManualClock, fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-        assert!(
-            clock.advance_to_next_deadline().is_some(),
-            "future stalled with nothing sleeping"
-        );
-    }
-}
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -77,7 +60,7 @@ fn fixed_delay_sequence_and_attempt_count() {
         .unwrap()
         .fixed(ms(50))
         .on_retry(hook);
-    let info = drive(&clock, r.run_with_info(9));
+    let info = clock.block_on(r.run_with_info(9));
     assert!(!info.ok);
     assert_eq!(info.attempts, 4);
     assert!(!info.stopped_early);
@@ -98,7 +81,7 @@ fn exponential_delay_sequence_is_capped() {
         .exponential(ms(100), 2.0, ms(1000))
         .unwrap()
         .on_retry(hook);
-    assert!(!drive(&clock, r.run(0)).0);
+    assert!(!clock.block_on(r.run(0)).0);
     let delays: Vec<Duration> = log.borrow().iter().map(|&(_, d)| d).collect();
     assert_eq!(
         delays,
@@ -118,7 +101,7 @@ fn exponential_with_a_fractional_factor() {
         .exponential(ms(100), 1.5, ms(300))
         .unwrap()
         .on_retry(hook);
-    drive(&clock, r.run(0));
+    clock.block_on(r.run(0));
     let delays: Vec<Duration> = log.borrow().iter().map(|&(_, d)| d).collect();
     assert_eq!(delays, [100, 150, 225, 300].map(ms).to_vec());
 }
@@ -138,7 +121,7 @@ fn stops_at_the_first_success_with_its_context() {
         .unwrap()
         .fixed(ms(10))
         .on_retry(hook);
-    let info = drive(&clock, r.run_with_info((7, 0)));
+    let info = clock.block_on(r.run_with_info((7, 0)));
     assert!(info.ok);
     assert_eq!(info.attempts, 3);
     assert_eq!(info.ctx, (7, 3), "the passing attempt's context");
@@ -158,7 +141,7 @@ fn every_attempt_starts_from_the_original_context() {
         v
     }) >> rule(async |_: &Vec<u32>| false);
     let r = Retry::new(inner, 3, clock.clone()).unwrap();
-    let (ok, ctx) = drive(&clock, r.run(vec![1]));
+    let (ok, ctx) = clock.block_on(r.run(vec![1]));
     assert!(!ok);
     assert_eq!(*seen.borrow(), vec![vec![1], vec![1], vec![1]]);
     assert_eq!(ctx, vec![1, 99], "the last attempt's context comes back");
@@ -178,7 +161,7 @@ fn stop_if_ends_retries_early() {
         .fixed(ms(5))
         .on_retry(hook)
         .stop_if(|n: &u32| *n == 2);
-    let info = drive(&clock, r.run_with_info(0));
+    let info = clock.block_on(r.run_with_info(0));
     assert!(!info.ok);
     assert!(info.stopped_early);
     assert_eq!(info.attempts, 2);
@@ -197,7 +180,7 @@ fn a_single_attempt_never_waits_or_calls_the_hook() {
         .unwrap()
         .fixed(ms(50))
         .on_retry(hook);
-    let info = drive(&clock, r.run_with_info(1));
+    let info = clock.block_on(r.run_with_info(1));
     assert_eq!((info.ok, info.attempts), (false, 1));
     assert_eq!(starts.borrow().len(), 1);
     assert!(log.borrow().is_empty());
@@ -254,7 +237,7 @@ fn many_attempts_never_overflow_a_delay() {
         .exponential(Duration::from_nanos(1), 10.0, Duration::from_secs(3600))
         .unwrap()
         .on_retry(hook);
-    drive(&clock, r.run(0));
+    clock.block_on(r.run(0));
     let log = log.borrow();
     assert_eq!(log.len(), 999);
     assert!(log.windows(2).all(|w| w[0].1 <= w[1].1), "non-decreasing");
@@ -269,7 +252,7 @@ fn many_attempts_never_overflow_a_delay() {
         .exponential(Duration::from_secs(1), f64::MAX, Duration::MAX)
         .unwrap()
         .on_retry(hook);
-    drive(&clock, r.run(0));
+    clock.block_on(r.run(0));
     let log = log.borrow();
     assert_eq!(log[0].1, Duration::from_secs(1));
     assert!(
@@ -292,7 +275,7 @@ fn full_jitter_is_bounded_and_reproducible_with_a_seed() {
             .jitter(Jitter::Full)
             .seed(seed)
             .on_retry(hook);
-        drive(&clock, r.run(0));
+        clock.block_on(r.run(0));
         let total = clock.now().as_duration();
         let log = log.borrow().iter().map(|&(_, d)| d).collect::<Vec<_>>();
         assert_eq!(
@@ -327,7 +310,7 @@ fn additive_jitter_adds_up_to_its_bound() {
         .jitter(Jitter::Additive(ms(10)))
         .seed(1)
         .on_retry(hook);
-    drive(&clock, r.run(0));
+    clock.block_on(r.run(0));
     let log = log.borrow();
     assert!(log.iter().all(|&(_, d)| d >= ms(100) && d <= ms(110)));
     assert!(log.iter().any(|&(_, d)| d != log[0].1), "the jitter varies");

@@ -21,66 +21,16 @@
 //! nothing either.
 
 use std::future::Future;
-use std::pin::pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
-use std::time::Duration;
 
 pub use kompoz_core::ManualClock;
 
 pub mod sweep;
 
-struct ThreadWaker {
-    woken: AtomicBool,
-    thread: Thread,
-}
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.thread.unpark();
-    }
-}
-
-/// Runs `fut` to completion on this thread with `clock` as its time source.
-///
-/// Whenever the future is pending and nothing has woken it, time jumps to the
-/// next pending sleep's deadline (as tokio's paused time does). If nothing is
-/// sleeping either, it waits for a wake-up from another thread, and panics
-/// after 10 s of real time without one: the future is deadlocked.
+/// Runs `fut` to completion with `clock` as its time source: see
+/// [`ManualClock::block_on`] (time jumps to the next deadline whenever the
+/// future stalls).
 pub fn block_on_manual<F: Future>(clock: &ManualClock, fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let state = Arc::new(ThreadWaker {
-        woken: AtomicBool::new(false),
-        thread: thread::current(),
-    });
-    let waker = Waker::from(Arc::clone(&state));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        state.woken.store(false, Ordering::Release);
-        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-        if state.woken.load(Ordering::Acquire) {
-            continue;
-        }
-        if clock.advance_to_next_deadline().is_some() {
-            continue;
-        }
-        let started = std::time::Instant::now();
-        while !state.woken.load(Ordering::Acquire) {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "future stalled: pending, not woken, and no sleep pending on the ManualClock"
-            );
-            thread::park_timeout(Duration::from_millis(10));
-        }
-    }
+    clock.block_on(fut)
 }
 
 /// Stamps out behaviours as one `#[test]` per runtime (see the crate docs).

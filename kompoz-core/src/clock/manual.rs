@@ -8,6 +8,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{Clock, Instant};
@@ -108,6 +109,79 @@ impl ManualClock {
     /// How many sleeps are registered and not yet due (dropped sleeps deregister).
     pub fn pending_sleeps(&self) -> usize {
         self.lock().sleepers.len()
+    }
+
+    /// Runs `fut` to completion on this thread, moving time as tokio's
+    /// paused clock does: whenever the future is pending and nothing has
+    /// woken it, time jumps to the earliest pending sleep's deadline.
+    ///
+    /// So a test reads as straight-line async code, and its waits take no
+    /// real time:
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz_core::{rule, Clock, Combinator, ManualClock, Timeout};
+    ///
+    /// let clock = ManualClock::new();
+    /// let slow = rule({
+    ///     let clock = clock.clone();
+    ///     async move |_: &u32| { clock.sleep(Duration::from_secs(60)).await; true }
+    /// });
+    /// let check = Timeout::new(slow, Duration::from_secs(5), clock.clone())?;
+    ///
+    /// assert_eq!(clock.block_on(check.run(7)), (false, 7));
+    /// assert_eq!(clock.now().as_duration(), Duration::from_secs(5));
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the future stays pending with no sleep pending on this clock and
+    /// nothing (from another thread) wakes it for 10 seconds of real time:
+    /// it can never finish, and a test should fail rather than hang.
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let mut fut = core::pin::pin!(fut);
+        let signal = Arc::new(ThreadSignal {
+            woken: AtomicBool::new(false),
+            thread: std::thread::current(),
+        });
+        let waker = Waker::from(Arc::clone(&signal));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            signal.woken.store(false, Ordering::Release);
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+            if signal.woken.load(Ordering::Acquire) || self.advance_to_next_deadline().is_some() {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            while !signal.woken.load(Ordering::Acquire) {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "ManualClock::block_on: the future is pending, nothing sleeps on the clock, \
+                     and nothing woke it for 10 s"
+                );
+                std::thread::park_timeout(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Wakes [`ManualClock::block_on`]'s thread.
+struct ThreadSignal {
+    woken: AtomicBool,
+    thread: std::thread::Thread,
+}
+
+impl std::task::Wake for ThreadSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.thread.unpark();
     }
 }
 
