@@ -31,6 +31,20 @@ pub enum LimitMode {
     WaitAtMost(Duration),
 }
 
+impl LimitMode {
+    /// `self`, or the error for a zero bound (which would never wait).
+    pub(crate) fn validated(self) -> Result<Self, ConfigError> {
+        if self == LimitMode::WaitAtMost(Duration::ZERO) {
+            return Err(ConfigError::invalid(
+                "wait_at_most",
+                Duration::ZERO,
+                "a duration greater than zero (or LimitMode::Reject)",
+            ));
+        }
+        Ok(self)
+    }
+}
+
 /// What happened to one call through a [`Limited`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LimitOutcome {
@@ -248,14 +262,7 @@ impl<A, K> Limited<A, K> {
     /// [`ConfigError::Invalid`] naming `wait_at_most` for
     /// `LimitMode::WaitAtMost(Duration::ZERO)`.
     pub fn mode(mut self, mode: LimitMode) -> Result<Self, ConfigError> {
-        if mode == LimitMode::WaitAtMost(Duration::ZERO) {
-            return Err(ConfigError::invalid(
-                "wait_at_most",
-                Duration::ZERO,
-                "a duration greater than zero (or LimitMode::Reject)",
-            ));
-        }
-        self.mode = mode;
+        self.mode = mode.validated()?;
         Ok(self)
     }
 

@@ -363,14 +363,7 @@ impl<A, K> RateLimited<A, K> {
     ///
     /// `LimitMode::WaitAtMost(Duration::ZERO)`.
     pub fn mode(mut self, mode: LimitMode) -> Result<Self, ConfigError> {
-        if mode == LimitMode::WaitAtMost(Duration::ZERO) {
-            return Err(ConfigError::invalid(
-                "wait_at_most",
-                Duration::ZERO,
-                "a duration greater than zero (or LimitMode::Reject)",
-            ));
-        }
-        self.mode = mode;
+        self.mode = mode.validated()?;
         Ok(self)
     }
 
