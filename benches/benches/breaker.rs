@@ -59,13 +59,20 @@ fn input(ok: bool, i: &mut u64) -> u64 {
 
 fn kompoz_breaker(
     threshold: u32,
+    count_successes: bool,
 ) -> kompoz_tokio::CircuitBreaker<impl Combinator<u64> + Clone + Send + Sync, TokioClock> {
     kompoz_tokio::circuit_breaker(kompoz_inner())
         .failure_threshold(threshold)
         .recovery_timeout(RECOVERY)
+        .count_successes(count_successes)
         .build()
         .expect("kompoz config")
 }
+
+/// The row of kompoz built with `count_successes(false)` (success groups
+/// only): `success_count` stays 0, which saves the one atomic add of a
+/// healthy success. The "kompoz" row is the default configuration.
+const KOMPOZ_UNCOUNTED: &str = "kompoz (count_successes(false))";
 
 fn failsafe_breaker(
     threshold: u32,
@@ -140,7 +147,7 @@ fn closed(c: &mut Criterion, name: &str, ok: bool) {
         b.iter(|| poll_once(inner.run(black_box(input(ok, &mut i)))))
     });
 
-    let kz = kompoz_breaker(p.kompoz);
+    let kz = kompoz_breaker(p.kompoz, true);
     let mut i = 0;
     g.bench_function("kompoz", |b| {
         b.iter(|| poll_once(kz.run(black_box(input(ok, &mut i)))))
@@ -150,6 +157,15 @@ fn closed(c: &mut Criterion, name: &str, ok: bool) {
         CircuitState::Closed,
         "kompoz must still be closed"
     );
+
+    if ok {
+        let kz = kompoz_breaker(p.kompoz, false);
+        let mut i = 0;
+        g.bench_function(KOMPOZ_UNCOUNTED, |b| {
+            b.iter(|| poll_once(kz.run(black_box(input(ok, &mut i)))))
+        });
+        assert_eq!(kz.stats().success_count, 0, "kompoz must not count");
+    }
 
     let fs = failsafe_breaker(p.failsafe);
     let mut i = 0;
@@ -188,7 +204,7 @@ fn closed_two_threads(c: &mut Criterion, name: &str, ok: bool) {
         })
     });
 
-    let kz = Arc::new(kompoz_breaker(p.kompoz));
+    let kz = Arc::new(kompoz_breaker(p.kompoz, true));
     let mut states = [(kz.clone(), 0), (kz.clone(), 0)];
     g.bench_function("kompoz", |b| {
         b.iter_custom(|n| {
@@ -202,6 +218,19 @@ fn closed_two_threads(c: &mut Criterion, name: &str, ok: bool) {
         CircuitState::Closed,
         "kompoz must still be closed"
     );
+
+    if ok {
+        let kz = Arc::new(kompoz_breaker(p.kompoz, false));
+        let mut states = [(kz.clone(), 0), (kz.clone(), 0)];
+        g.bench_function(KOMPOZ_UNCOUNTED, |b| {
+            b.iter_custom(|n| {
+                two_threads(n, &mut states, |(kz, i)| {
+                    sink(spin_on(kz.run(black_box(input(ok, i)))))
+                })
+            })
+        });
+        assert_eq!(kz.stats().success_count, 0, "kompoz must not count");
+    }
 
     let fs = failsafe_breaker(p.failsafe);
     let mut states = [(fs.clone(), 0), (fs.clone(), 0)];

@@ -104,8 +104,11 @@ impl<C, F: Fn(bool, &C) -> bool> FailurePredicate<C> for F {
 /// - **Callbacks** fire exactly once per transition, after the new state is
 ///   in place, with no internal lock held.
 /// - **Speed.** With the default policy the CLOSED path takes no lock, makes
-///   no allocation and reads no clock: admission is one atomic load, a
-///   success one more load and one relaxed add.
+///   no allocation and reads no clock (but for the first failure of a streak
+///   and the one that trips the circuit): admission is one atomic load, a
+///   success one more load and one relaxed add (no add with
+///   `count_successes(false)`), a failure one more load, one relaxed add and
+///   one CAS.
 ///
 /// # Timeouts
 ///
@@ -484,6 +487,8 @@ impl<I, K, P> CircuitBreakerBuilder<I, K, P> {
         jitter(fraction: f64),
         jitter_seed(seed: u64),
         exact_success_time(exact: bool),
+        exact_failure_time(exact: bool),
+        count_successes(count: bool),
     }
 
     /// See [`BreakerBuilder::on_state_change`].

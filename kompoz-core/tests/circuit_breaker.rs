@@ -935,6 +935,164 @@ fn last_success_time_is_stamped_when_it_changes_something_or_when_asked() {
     assert_eq!(lazy.stats().last_success_time, Some(at_ms(3_000)));
 }
 
+/// A `ManualClock` that counts its reads.
+#[derive(Clone, Debug)]
+struct CountingClock {
+    clock: ManualClock,
+    reads: Arc<AtomicUsize>,
+}
+
+impl CountingClock {
+    fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for CountingClock {
+    type Sleep = <ManualClock as Clock>::Sleep;
+    fn now(&self) -> Instant {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.clock.now()
+    }
+    fn sleep(&self, duration: Duration) -> Self::Sleep {
+        self.clock.sleep(duration)
+    }
+}
+
+#[test]
+fn last_failure_time_is_stamped_when_it_changes_something_or_when_asked() {
+    let clock = ManualClock::new();
+    let service = Service::new(&clock);
+    let lazy = builder(&service).failure_threshold(3).build().unwrap();
+    let exact = builder(&service)
+        .failure_threshold(3)
+        .exact_failure_time(true)
+        .build()
+        .unwrap();
+    let both = || {
+        for protected in [&lazy, &exact] {
+            run(&clock, protected.run(fail()));
+        }
+    };
+    let times = || {
+        (
+            lazy.stats().last_failure_time,
+            exact.stats().last_failure_time,
+        )
+    };
+    clock.advance(secs(1));
+    both(); // the first failure of a streak is stamped
+    assert_eq!(times(), (Some(at_ms(1_000)), Some(at_ms(1_000))));
+    clock.advance(secs(1));
+    both(); // the streak goes on: only the exact breaker reads the clock
+    assert_eq!(times(), (Some(at_ms(1_000)), Some(at_ms(2_000))));
+    clock.advance(secs(1));
+    both(); // the trip is stamped
+    assert_eq!(lazy.state(), CircuitState::Open);
+    assert_eq!(times(), (Some(at_ms(3_000)), Some(at_ms(3_000))));
+
+    // A success ends the streak: the next failure starts one and is stamped.
+    lazy.reset();
+    run(&clock, lazy.run(fail()));
+    run(&clock, lazy.run(fail()));
+    run(&clock, lazy.run(pass()));
+    clock.advance(secs(1));
+    run(&clock, lazy.run(fail()));
+    assert_eq!(lazy.stats().last_failure_time, Some(at_ms(4_000)));
+    assert_eq!(lazy.stats().consecutive_failures, 1);
+
+    // Forced closed keeps no streak: every failure is stamped.
+    lazy.force_closed();
+    for _ in 0..2 {
+        clock.advance(secs(1));
+        run(&clock, lazy.run(fail()));
+        assert_eq!(lazy.stats().last_failure_time, Some(clock.now()));
+    }
+}
+
+#[test]
+fn closed_failures_read_the_clock_only_when_the_time_is_needed() {
+    let counting = CountingClock {
+        clock: ManualClock::new(),
+        reads: Arc::default(),
+    };
+    let protected =
+        CircuitBreaker::builder(kompoz_core::rule(async |ok: &bool| *ok), counting.clone())
+            .failure_threshold(20)
+            .build()
+            .unwrap();
+    let call = |ok: bool| futures::executor::block_on(protected.run(ok));
+    call(false); // starts a streak: one read
+    assert_eq!(counting.reads(), 1);
+    for _ in 0..10 {
+        call(false);
+    }
+    assert_eq!(
+        counting.reads(),
+        1,
+        "a streak's later failures read no clock"
+    );
+    call(true); // ends it: one read
+    for _ in 0..10 {
+        call(true);
+    }
+    assert_eq!(counting.reads(), 2, "healthy successes read no clock");
+    for _ in 0..20 {
+        call(false);
+    }
+    assert_eq!(protected.state(), CircuitState::Open);
+    assert_eq!(counting.reads(), 4, "the streak's start and the trip");
+    assert_eq!(protected.stats().failure_count, 31);
+
+    let exact = CircuitBreaker::builder(kompoz_core::rule(async |ok: &bool| *ok), counting.clone())
+        .exact_failure_time(true)
+        .build()
+        .unwrap();
+    let before = counting.reads();
+    for _ in 0..3 {
+        futures::executor::block_on(exact.run(false));
+    }
+    assert_eq!(counting.reads() - before, 3, "exact: one read per failure");
+}
+
+#[test]
+fn count_successes_false_leaves_success_count_at_zero_and_nothing_else() {
+    let clock = ManualClock::new();
+    let service = Service::new(&clock);
+    let protected = builder(&service)
+        .failure_threshold(2)
+        .recovery_timeout(secs(10))
+        .half_open_max_calls(2)
+        .count_successes(false)
+        .build()
+        .unwrap();
+    call_all(
+        &clock,
+        &protected,
+        &[pass(), fail(), pass(), fail(), pass()],
+    );
+    let stats = protected.stats();
+    assert_eq!((stats.success_count, stats.failure_count), (0, 2));
+    assert_eq!(stats.consecutive_failures, 0, "successes still end streaks");
+    assert_eq!(stats.state, CircuitState::Closed);
+    call_all(&clock, &protected, &[fail(), fail()]);
+    assert_eq!(protected.state(), CircuitState::Open);
+    clock.advance(secs(10));
+    call_all(&clock, &protected, &[pass()]);
+    assert_eq!(protected.stats().half_open_successes, 1);
+    call_all(&clock, &protected, &[pass()]);
+    assert_eq!(
+        protected.state(),
+        CircuitState::Closed,
+        "probes still close it"
+    );
+    assert_eq!(protected.stats().success_count, 0);
+
+    let counted = builder(&service).build().unwrap();
+    call_all(&clock, &counted, &[pass(), pass()]);
+    assert_eq!(counted.stats().success_count, 2, "the default counts");
+}
+
 // ------------------------------------------------------------- bad input
 
 fn refused(b: CircuitBreakerBuilder<Service, ManualClock>) -> ConfigError {

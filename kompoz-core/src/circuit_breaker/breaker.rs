@@ -8,7 +8,9 @@
 //!
 //! - CLOSED admission is one load; a success is one more load plus a relaxed
 //!   add to the success counter (a CAS only when it ends a failure streak);
-//!   a failure is one CAS. No clock is read on a success.
+//!   a failure is one load, a relaxed add and one CAS. No clock is read on a
+//!   success, nor on a failure other than the first of a streak and the one
+//!   that trips the circuit (see `last_failure_time`).
 //! - OPEN rejection is one load, one clock read and a relaxed add.
 //! - HALF_OPEN admission is one CAS taking a probe slot.
 //!
@@ -127,6 +129,7 @@ impl<K> Breaker<K> {
                 timed,
                 end_time_always,
                 fast_success: !end_time_always && config.rates.is_none(),
+                count_successes: config.count_successes,
                 config,
                 clock,
                 on_state_change,
@@ -240,6 +243,8 @@ pub(crate) struct Shared<K> {
     end_time_always: bool,
     /// A CLOSED success with no failure streak needs only a counter bump.
     fast_success: bool,
+    /// `success_count` is kept (the default).
+    count_successes: bool,
     config: Config,
     clock: K,
     on_state_change: Option<Box<StateChangeFn>>,
@@ -457,7 +462,9 @@ impl<K: Clock> Shared<K> {
         if !failure && self.fast_success && !ticket.probe() {
             let word = self.load();
             if word.generation() == ticket.generation() && word.low() == 0 {
-                self.successes.fetch_add(1, Ordering::Relaxed);
+                if self.count_successes {
+                    self.successes.fetch_add(1, Ordering::Relaxed);
+                }
                 return;
             }
         }
@@ -488,6 +495,9 @@ impl<K: Clock> Shared<K> {
         let Some(transition) = outcome else {
             return; // stale: the state it was admitted in is over
         };
+        if failure {
+            self.stamp_failure(&mut now);
+        }
         if self.on_event.is_some() {
             let elapsed = elapsed.unwrap_or(Duration::ZERO);
             self.emit(|| match failure {
@@ -501,14 +511,15 @@ impl<K: Clock> Shared<K> {
         self.notify(transition);
     }
 
-    /// Counts an accepted outcome in the totals.
+    /// Counts an accepted outcome in the totals. A failure's time is
+    /// stamped later, by [`stamp_failure`](Self::stamp_failure).
     fn count(&self, failure: bool, slow: bool, now: &mut LazyNow<'_, K>) {
         if failure {
             self.failures.fetch_add(1, Ordering::Relaxed);
-            self.last_failure
-                .store(now.get().as_nanos().saturating_add(1), Ordering::Relaxed);
         } else {
-            self.successes.fetch_add(1, Ordering::Relaxed);
+            if self.count_successes {
+                self.successes.fetch_add(1, Ordering::Relaxed);
+            }
             if let Some(now) = now.now {
                 self.last_success
                     .store(now.as_nanos().saturating_add(1), Ordering::Relaxed);
@@ -517,6 +528,19 @@ impl<K: Clock> Shared<K> {
         if slow {
             self.slow_calls.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Stamps an accepted failure's time, if the clock was read for it (the
+    /// first failure of a streak, a trip, a probe's failure, a forced-closed
+    /// circuit's failure, a timed call) or every failure is to be stamped.
+    fn stamp_failure(&self, now: &mut LazyNow<'_, K>) {
+        let now = match now.now {
+            Some(now) => now,
+            None if self.config.exact_failure_time => now.get(),
+            None => return,
+        };
+        self.last_failure
+            .store(now.as_nanos().saturating_add(1), Ordering::Relaxed);
     }
 
     fn stamp_success(&self, now: &mut LazyNow<'_, K>) {
@@ -541,6 +565,9 @@ impl<K: Clock> Shared<K> {
         }
         self.count(failure, slow, now);
         if word.mode() == Mode::ForcedClosed {
+            if failure {
+                now.get(); // no streak is kept: stamp every failure
+            }
             return Some(None);
         }
         if failure {
@@ -588,7 +615,12 @@ impl<K: Clock> Shared<K> {
                 return self.closed_failure_locked(&mut locked, generation, false, now);
             }
             match self.cas(word, word.with_low(streak)) {
-                Ok(()) => return None,
+                Ok(()) => {
+                    if streak == 1 {
+                        now.get(); // the first failure of a streak is stamped
+                    }
+                    return None;
+                }
                 Err(actual) => word = actual,
             }
         }
@@ -614,7 +646,12 @@ impl<K: Clock> Shared<K> {
                 return Some(self.open_locked(locked, now.get()));
             }
             match self.cas(word, word.with_low(streak)) {
-                Ok(()) => return None,
+                Ok(()) => {
+                    if streak == 1 {
+                        now.get(); // the first failure of a streak is stamped
+                    }
+                    return None;
+                }
                 Err(actual) => word = actual,
             }
         }
@@ -643,6 +680,9 @@ impl<K: Clock> Shared<K> {
         let window = locked.window.as_mut()?;
         window.record(time, failure, slow);
         if word.mode() == Mode::ForcedClosed {
+            if failure {
+                now.get(); // no streak is kept: stamp every failure
+            }
             return Some(None);
         }
         let totals = window.totals(time);

@@ -69,6 +69,8 @@ pub struct BreakerBuilder<K> {
     jitter: f64,
     jitter_seed: Option<u64>,
     exact_success_time: bool,
+    exact_failure_time: bool,
+    count_successes: bool,
     on_state_change: Option<Box<StateChangeFn>>,
     on_event: Option<Box<EventFn>>,
 }
@@ -88,6 +90,8 @@ impl<K> BreakerBuilder<K> {
             jitter: 0.0,
             jitter_seed: None,
             exact_success_time: false,
+            exact_failure_time: false,
+            count_successes: true,
             on_state_change: None,
             on_event: None,
         }
@@ -213,6 +217,27 @@ impl<K> BreakerBuilder<K> {
     /// see [`CircuitBreakerStats`].
     pub fn exact_success_time(mut self, exact: bool) -> Self {
         self.exact_success_time = exact;
+        self
+    }
+
+    /// Stamps `last_failure_time` on every failure (one clock read per
+    /// failure) instead of only on failures that change something or are
+    /// timed anyway. Default off; see [`CircuitBreakerStats`].
+    pub fn exact_failure_time(mut self, exact: bool) -> Self {
+        self.exact_failure_time = exact;
+        self
+    }
+
+    /// Whether `success_count` counts successes. Default `true`.
+    ///
+    /// Counting is one atomic add per success, the largest single cost of a
+    /// healthy CLOSED call. With `false`, `success_count` stays 0 and a
+    /// healthy CLOSED success is one atomic load; everything else is
+    /// unchanged (a success still ends a failure streak, counts in a sliding
+    /// window and toward closing a half-open circuit, stamps
+    /// `last_success_time` as usual and is reported to `on_event`).
+    pub fn count_successes(mut self, count: bool) -> Self {
+        self.count_successes = count;
         self
     }
 
@@ -375,6 +400,8 @@ impl<K> BreakerBuilder<K> {
             jitter: self.jitter,
             jitter_seed: self.jitter_seed.unwrap_or_else(default_seed),
             exact_success_time: self.exact_success_time,
+            exact_failure_time: self.exact_failure_time,
+            count_successes: self.count_successes,
         })
     }
 }
@@ -418,6 +445,8 @@ impl<K: fmt::Debug> fmt::Debug for BreakerBuilder<K> {
             .field("backoff", &self.backoff)
             .field("jitter", &self.jitter)
             .field("exact_success_time", &self.exact_success_time)
+            .field("exact_failure_time", &self.exact_failure_time)
+            .field("count_successes", &self.count_successes)
             .field("on_state_change", &self.on_state_change.is_some())
             .field("on_event", &self.on_event.is_some())
             .finish_non_exhaustive()
@@ -438,6 +467,8 @@ pub(crate) struct Config {
     pub(crate) jitter: f64,
     pub(crate) jitter_seed: u64,
     pub(crate) exact_success_time: bool,
+    pub(crate) exact_failure_time: bool,
+    pub(crate) count_successes: bool,
 }
 
 /// The rate policies over one sliding window.

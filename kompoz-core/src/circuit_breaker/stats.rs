@@ -16,16 +16,25 @@ use super::CircuitState;
 /// # Timestamps
 ///
 /// Times are on the breaker's [`Clock`](crate::Clock).
-/// `last_failure_time` is exact: failures read the clock.
-/// In a healthy CLOSED circuit a success reads no clock (that is what keeps
-/// the closed path at a few nanoseconds), so by default
-/// `last_success_time` is the time of the most recent success that *changed
-/// something*: the first success after a failure, a half-open probe's
-/// success, or any success when the call was timed anyway (a slow-call
-/// policy, a time-based window or an event subscriber). In other words it
-/// says "succeeding since at least then". Build with
-/// `exact_success_time(true)` to stamp every success, at the cost of one
-/// clock read per call.
+/// In an automatic CLOSED circuit neither a success nor a failure reads the
+/// clock unless something needs the time (that is what keeps the closed path
+/// at a few nanoseconds), so by default both timestamps are those of the
+/// most recent outcome that *changed something* or was timed anyway:
+///
+/// - `last_success_time`: the first success after a failure (it ends the
+///   streak), a half-open probe's success, or any success when the call was
+///   timed anyway (a slow-call policy, a time-based window or an event
+///   subscriber). It says "succeeding since at least then".
+/// - `last_failure_time`: the first failure of a streak (the first after a
+///   success, a `reset()` or the circuit closing), the failure that trips the
+///   circuit, a half-open probe's failure, any failure while the circuit is
+///   forced closed, or any failure when the call was timed anyway. While a
+///   streak goes on it says "failing since at least then"; once the circuit
+///   has opened it is the time of the trip.
+///
+/// Build with `exact_success_time(true)` or `exact_failure_time(true)` to
+/// stamp every success or every failure, at the cost of one clock read per
+/// such call.
 ///
 /// # Examples
 ///
@@ -53,7 +62,8 @@ pub struct CircuitBreakerStats {
     pub forced: bool,
     /// Calls that counted as failures.
     pub failure_count: u64,
-    /// Calls that counted as successes.
+    /// Calls that counted as successes (always 0 when built with
+    /// `count_successes(false)`).
     pub success_count: u64,
     /// Calls refused without running the inner combinator.
     pub rejected_count: u64,
@@ -67,7 +77,8 @@ pub struct CircuitBreakerStats {
     pub half_open_successes: u32,
     /// Probes running now in the current HALF_OPEN period.
     pub half_open_in_flight: u32,
-    /// When the last failure was recorded.
+    /// When the last failure was recorded (see the type's docs for how
+    /// precisely).
     pub last_failure_time: Option<Instant>,
     /// When the last success was recorded (see the type's docs for how
     /// precisely).
