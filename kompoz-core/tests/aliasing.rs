@@ -1,0 +1,117 @@
+//! Aliasing checks for Miri (`cargo +nightly miri test -p kompoz-core --test aliasing`).
+//!
+//! A caller may look at a pending future through a shared reference between
+//! two polls — `futures::select_biased!` does, through
+//! `FusedFuture::is_terminated(&self)`. That must not invalidate borrows the
+//! future holds of its own state across an await: Miri (Stacked and Tree
+//! Borrows) reports the next poll as undefined behaviour if it does.
+//! Natively these tests always pass; under Miri they check the combinators'
+//! `run` futures.
+
+use core::future::Future;
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+
+use kompoz_core::{
+    Breaker, Clock, Combinator, LimitMode, Limited, ManualClock, RateLimit, RateLimited, Retry,
+    Timeout, rule,
+};
+
+/// Polls `fut` once, takes a shared reference to it (as `is_terminated`
+/// does), then advances `clock` and polls it to completion.
+fn poll_peek_finish<F: Future>(clock: &ManualClock, fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..5_000 {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        let peek: &F = fut.as_ref().get_ref();
+        let _ = core::hint::black_box(peek);
+        clock.advance(Duration::from_millis(1));
+    }
+    panic!("did not complete");
+}
+
+fn slow(clock: &ManualClock) -> impl Combinator<u32> + use<> {
+    let c = clock.clone();
+    rule(async move |_: &u32| {
+        c.sleep(Duration::from_millis(2)).await;
+        true
+    })
+}
+
+#[test]
+fn breaker_future_survives_a_shared_peek() {
+    let clock = ManualClock::new();
+    let breaker = Breaker::builder(clock.clone()).build().unwrap();
+    let guarded = breaker.guard(slow(&clock));
+    assert!(poll_peek_finish(&clock, guarded.run(1)).0);
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "bug: timeout.rs `within` holds `&mut Option<Sleep>` (Unpin ManualSleep) across its await"
+)]
+fn timeout_future_survives_a_shared_peek() {
+    let clock = ManualClock::new();
+    let t = Timeout::new(slow(&clock), Duration::from_secs(1), clock.clone()).unwrap();
+    assert!(poll_peek_finish(&clock, t.run(1)).0);
+}
+
+#[test]
+fn limiter_future_survives_a_shared_peek() {
+    let clock = ManualClock::new();
+    for mode in [
+        LimitMode::Wait,
+        LimitMode::WaitAtMost(Duration::from_secs(1)),
+    ] {
+        let l = Limited::new(slow(&clock), 1, clock.clone())
+            .unwrap()
+            .mode(mode)
+            .unwrap();
+        let busy = l.pool().try_acquire().unwrap();
+        let waiter = async {
+            let (out, ()) = futures::join!(l.run(1), async {
+                clock.sleep(Duration::from_millis(1)).await;
+                drop(busy);
+            });
+            out
+        };
+        assert!(poll_peek_finish(&clock, waiter).0, "{mode:?}");
+    }
+}
+
+#[test]
+fn retry_future_survives_a_shared_peek() {
+    let clock = ManualClock::new();
+    let r = Retry::new(slow(&clock), 2, clock.clone()).unwrap();
+    assert!(poll_peek_finish(&clock, r.run(1)).0);
+}
+
+#[test]
+fn rate_limit_future_survives_a_shared_peek() {
+    let clock = ManualClock::new();
+    let rl = RateLimited::new(
+        slow(&clock),
+        RateLimit::per_second(1).unwrap(),
+        clock.clone(),
+    );
+    assert!(poll_peek_finish(&clock, rl.run(1)).0);
+    assert!(poll_peek_finish(&clock, rl.run(2)).0); // waits for its slot
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "bug: parallel.rs `run` holds `&mut running` (a Vec) across its await"
+)]
+fn parallel_future_survives_a_shared_peek() {
+    let clock = ManualClock::new();
+    let p = kompoz_core::parallel_and([slow(&clock), slow(&clock)]).unwrap();
+    assert!(poll_peek_finish(&clock, p.run(1)).0);
+    let p = kompoz_core::parallel_or([slow(&clock), slow(&clock)]).unwrap();
+    assert!(poll_peek_finish(&clock, p.run(1)).0);
+}
