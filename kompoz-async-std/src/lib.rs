@@ -61,6 +61,7 @@ impl Future for AsyncStdSleep {
 impl Clock for AsyncStdClock {
     type Sleep = AsyncStdSleep;
 
+    #[inline]
     fn now(&self) -> Instant {
         Instant::from_std(std::time::Instant::now())
     }

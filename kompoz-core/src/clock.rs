@@ -58,6 +58,7 @@ impl Instant {
     }
 
     /// The instant `elapsed` after the clock's origin, saturating at `u64::MAX` nanoseconds.
+    #[inline]
     pub fn from_duration(elapsed: Duration) -> Self {
         Instant {
             nanos: duration_to_nanos(elapsed),
@@ -105,12 +106,16 @@ impl Instant {
     /// let b = a + std::time::Duration::from_millis(3);
     /// assert_eq!(Instant::from_std(b).duration_since(Instant::from_std(a)).as_millis(), 3);
     /// ```
+    // Inlined into the runtime crates' `now()`: every OPEN rejection reads
+    // the clock, so the conversion is on that path.
+    #[inline]
     pub fn from_std(instant: std::time::Instant) -> Instant {
         Instant::from_duration(instant.saturating_duration_since(process_origin()))
     }
 }
 
 #[cfg(feature = "std")]
+#[inline]
 fn process_origin() -> std::time::Instant {
     static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     *ORIGIN.get_or_init(|| {
@@ -123,6 +128,7 @@ fn process_origin() -> std::time::Instant {
 }
 
 /// Nanoseconds in `d`, saturating at `u64::MAX`.
+#[inline]
 pub(crate) fn duration_to_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -60,6 +60,7 @@ impl Future for SmolSleep {
 impl Clock for SmolClock {
     type Sleep = SmolSleep;
 
+    #[inline]
     fn now(&self) -> Instant {
         Instant::from_std(std::time::Instant::now())
     }

@@ -55,6 +55,7 @@ impl TokioClock {
 impl Clock for TokioClock {
     type Sleep = tokio::time::Sleep;
 
+    #[inline]
     fn now(&self) -> Instant {
         Instant::from_std(tokio::time::Instant::now().into_std())
     }

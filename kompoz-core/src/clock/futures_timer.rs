@@ -30,6 +30,7 @@ pub struct FuturesTimerClock;
 impl Clock for FuturesTimerClock {
     type Sleep = futures_timer::Delay;
 
+    #[inline]
     fn now(&self) -> Instant {
         Instant::from_std(std::time::Instant::now())
     }
