@@ -4,8 +4,9 @@
 //! `circuit_breaker/breaker.rs`.
 
 use core::fmt;
-use core::future::{Future, poll_fn};
-use core::pin::pin;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 
 use crate::{Clock, Combinator, ConfigError};
 
@@ -366,27 +367,60 @@ where
             let Some(ticket) = shared.acquire() else {
                 return (false, ctx);
             };
-            let mut call = Call {
-                shared,
-                ticket,
-                stage: Stage::Suspended,
-            };
-            // The stage tells a drop during the inner poll (the inner
-            // combinator panicked, even while another task on this thread
-            // unwinds) from a drop between polls (the call was cancelled).
-            let mut inner = pin!(self.inner.run(ctx));
-            let (ok, ctx) = poll_fn(|cx| {
-                call.stage = Stage::Polling;
-                let poll = inner.as_mut().poll(cx);
-                call.stage = Stage::Suspended;
-                poll
-            })
-            .await;
-            call.stage = Stage::Finished;
-            let failure = self.predicate.is_failure(ok, &ctx);
-            shared.complete(ticket, failure);
-            (ok, ctx)
+            Admitted {
+                inner: self.inner.run(ctx),
+                call: Call {
+                    shared,
+                    ticket,
+                    stage: Stage::Suspended,
+                },
+                predicate: &self.predicate,
+            }
+            .await
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An admitted call: the inner future and its drop guard, owned together
+    /// (no borrow of the enclosing future's own state is held across an
+    /// await, so the future is sound under Miri's aliasing models too).
+    struct Admitted<'a, F, K: Clock, P> {
+        #[pin]
+        inner: F,
+        // Dropped after `inner`, so a cancelled inner future is gone before
+        // the breaker hears of the cancellation.
+        call: Call<'a, K>,
+        predicate: &'a P,
+    }
+}
+
+impl<C, F, K, P> Future for Admitted<'_, F, K, P>
+where
+    F: Future<Output = (bool, C)>,
+    K: Clock,
+    P: FailurePredicate<C>,
+{
+    type Output = (bool, C);
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(bool, C)> {
+        let this = self.project();
+        // The stage tells a drop during the inner poll (the inner
+        // combinator panicked, even while another task on this thread
+        // unwinds) from a drop between polls (the call was cancelled).
+        this.call.stage = Stage::Polling;
+        let poll = this.inner.poll(cx);
+        this.call.stage = Stage::Suspended;
+        let Poll::Ready((ok, ctx)) = poll else {
+            return Poll::Pending;
+        };
+        // A panicking predicate leaves the call `Suspended`: no outcome, a
+        // probe's slot given back.
+        let failure = this.predicate.is_failure(ok, &ctx);
+        this.call.shared.complete(this.call.ticket, failure);
+        this.call.stage = Stage::Finished;
+        Poll::Ready((ok, ctx))
     }
 }
 

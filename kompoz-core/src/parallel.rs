@@ -93,9 +93,12 @@ impl<T> ParallelAnd<T> {
 
 impl<C: Clone, T: Combinator<C>> Combinator<C> for ParallelAnd<T> {
     async fn run(&self, ctx: C) -> (bool, C) {
+        // The closure owns the children and the verdict: nothing of this
+        // future's own state is borrowed across the await.
         let mut running = start(&self.children, &ctx);
         let mut all_ok = true;
-        poll_fn(|cx| {
+        let fail_fast = self.fail_fast;
+        let all_ok = poll_fn(move |cx| {
             let mut pending = false;
             for slot in running.iter_mut() {
                 let Some(child) = slot else { continue };
@@ -104,8 +107,8 @@ impl<C: Clone, T: Combinator<C>> Combinator<C> for ParallelAnd<T> {
                         *slot = None;
                         if !ok {
                             all_ok = false;
-                            if self.fail_fast {
-                                return Poll::Ready(());
+                            if fail_fast {
+                                return Poll::Ready(false);
                             }
                         }
                     }
@@ -115,13 +118,12 @@ impl<C: Clone, T: Combinator<C>> Combinator<C> for ParallelAnd<T> {
             if pending {
                 Poll::Pending
             } else {
-                Poll::Ready(())
+                Poll::Ready(all_ok)
             }
         })
-        .await;
         // The children still running (only after a fail-fast) are cancelled
-        // here, before the verdict is handed back.
-        drop(running);
+        // with the closure, here, before the verdict is handed back.
+        .await;
         (all_ok, ctx)
     }
 }
@@ -199,7 +201,8 @@ impl<C: Clone, T: Combinator<C>> Combinator<C> for ParallelOr<T> {
     async fn run(&self, ctx: C) -> (bool, C) {
         let mut running = start(&self.children, &ctx);
         let mut winner = None;
-        poll_fn(|cx| {
+        let cancel_on_success = self.cancel_on_success;
+        let winner = poll_fn(move |cx| {
             let mut pending = false;
             for slot in running.iter_mut() {
                 let Some(child) = slot else { continue };
@@ -208,8 +211,8 @@ impl<C: Clone, T: Combinator<C>> Combinator<C> for ParallelOr<T> {
                         *slot = None;
                         if ok && winner.is_none() {
                             winner = Some(child_ctx);
-                            if self.cancel_on_success {
-                                return Poll::Ready(());
+                            if cancel_on_success {
+                                return Poll::Ready(winner.take());
                             }
                         }
                     }
@@ -219,11 +222,10 @@ impl<C: Clone, T: Combinator<C>> Combinator<C> for ParallelOr<T> {
             if pending {
                 Poll::Pending
             } else {
-                Poll::Ready(())
+                Poll::Ready(winner.take())
             }
         })
         .await;
-        drop(running);
         match winner {
             Some(winner) => (true, winner),
             None => (false, ctx),

@@ -2,9 +2,9 @@
 //! [`Timeout::new`] with any [`Clock`].
 
 use core::fmt;
-use core::future::{Future, poll_fn};
-use core::pin::pin;
-use core::task::Poll;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 use core::time::Duration;
 
 use crate::sync::{AtomicU64, Ordering};
@@ -290,26 +290,45 @@ where
 /// `fut` is polled before any timer exists; the sleep is created (and the
 /// clock read) only if `fut` is pending on its first poll, so a future that
 /// is ready at once costs no timer.
-pub(crate) async fn within<F: Future, K: Clock>(
-    fut: F,
-    clock: &K,
-    limit: Duration,
-) -> Option<F::Output> {
-    let mut fut = pin!(fut);
-    let mut sleep = pin!(None::<K::Sleep>);
-    poll_fn(|cx| {
-        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+pub(crate) fn within<F: Future, K: Clock>(fut: F, clock: &K, limit: Duration) -> Within<'_, F, K> {
+    Within {
+        fut,
+        sleep: None,
+        clock,
+        limit,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`within`]. It owns the inner future and the timer, so
+    /// an `async fn` awaiting it holds no borrow of its own state across the
+    /// await (which Miri's aliasing models would reject).
+    pub(crate) struct Within<'a, F, K: Clock> {
+        #[pin]
+        fut: F,
+        #[pin]
+        sleep: Option<K::Sleep>,
+        clock: &'a K,
+        limit: Duration,
+    }
+}
+
+impl<F: Future, K: Clock> Future for Within<'_, F, K> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(out) = this.fut.poll(cx) {
             return Poll::Ready(Some(out));
         }
-        if sleep.is_none() {
-            sleep.set(Some(clock.sleep(limit)));
+        if this.sleep.is_none() {
+            this.sleep.set(Some(this.clock.sleep(*this.limit)));
         }
-        match sleep.as_mut().as_pin_mut().map(|timer| timer.poll(cx)) {
+        match this.sleep.as_pin_mut().map(|timer| timer.poll(cx)) {
             Some(Poll::Ready(())) => Poll::Ready(None),
             _ => Poll::Pending,
         }
-    })
-    .await
+    }
 }
 
 impl<A: fmt::Debug, K, H> fmt::Debug for Timeout<A, K, H> {

@@ -51,10 +51,6 @@ fn breaker_future_survives_a_shared_peek() {
 }
 
 #[test]
-#[cfg_attr(
-    miri,
-    ignore = "bug: timeout.rs `within` holds `&mut Option<Sleep>` (Unpin ManualSleep) across its await"
-)]
 fn timeout_future_survives_a_shared_peek() {
     let clock = ManualClock::new();
     let t = Timeout::new(slow(&clock), Duration::from_secs(1), clock.clone()).unwrap();
@@ -104,10 +100,6 @@ fn rate_limit_future_survives_a_shared_peek() {
 }
 
 #[test]
-#[cfg_attr(
-    miri,
-    ignore = "bug: parallel.rs `run` holds `&mut running` (a Vec) across its await"
-)]
 fn parallel_future_survives_a_shared_peek() {
     let clock = ManualClock::new();
     let p = kompoz_core::parallel_and([slow(&clock), slow(&clock)]).unwrap();

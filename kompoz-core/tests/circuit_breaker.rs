@@ -384,6 +384,32 @@ fn a_cancelled_probe_gives_its_slot_back() {
 }
 
 #[test]
+fn a_probe_whose_failure_predicate_panics_gives_its_slot_back() {
+    let clock = ManualClock::new();
+    let service = Service::new(&clock);
+    let protected = builder(&service)
+        .failure_threshold(1)
+        .recovery_timeout(secs(10))
+        .failure_if(|ok: bool, call: &Call| {
+            assert!(call.delay_ms != 7, "the predicate panicked");
+            !ok
+        })
+        .build()
+        .unwrap();
+    run(&clock, protected.run(fail()));
+    clock.advance(secs(10));
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        run(&clock, protected.run(after(7, pass())))
+    }));
+    assert!(panicked.is_err());
+    // No outcome for the probe, and its slot is free again.
+    assert_eq!(protected.state(), CircuitState::HalfOpen);
+    assert_eq!(protected.stats().half_open_in_flight, 0);
+    assert!(run(&clock, protected.run(pass())).0, "a new probe runs");
+    assert_eq!(protected.state(), CircuitState::Closed);
+}
+
+#[test]
 fn a_probe_timed_out_from_outside_gives_its_slot_back() {
     let clock = ManualClock::new();
     let service = Service::new(&clock);
