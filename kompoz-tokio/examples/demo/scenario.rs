@@ -495,7 +495,7 @@ fn summary(report: &Report, schedule: &Schedule, events: &[Event]) -> String {
     if down.sent > 0 {
         let _ = writeln!(
             s,
-            "  while the service was down the breaker spared it {} of {} calls ({:.0}%)",
+            "  while the service was down the breaker spared it {} of {} calls ({:.1}%)",
             down.breaker_rejected,
             down.sent,
             100.0 * down.breaker_rejected as f64 / down.sent as f64
