@@ -226,24 +226,6 @@ pub struct CircuitBreaker<I, K, P = NotOk> {
 
 crate::impl_ops!([I, K, P] CircuitBreaker<I, K, P>);
 
-/// `inner` guarded by a new breaker on `clock` (the runtime crates'
-/// `circuit_breaker(inner)` with the clock made explicit).
-///
-/// # Examples
-///
-/// ```
-/// use kompoz_core::{circuit_breaker_with_clock, rule, Combinator, ManualClock};
-///
-/// let protected = circuit_breaker_with_clock(rule(async |n: &u32| *n > 0), ManualClock::new())
-///     .failure_threshold(3)
-///     .build()?;
-/// assert_eq!(futures::executor::block_on(protected.run(1)), (true, 1));
-/// # Ok::<(), kompoz_core::ConfigError>(())
-/// ```
-pub fn circuit_breaker_with_clock<I, K>(inner: I, clock: K) -> CircuitBreakerBuilder<I, K> {
-    CircuitBreaker::builder(inner, clock)
-}
-
 impl<I, K> CircuitBreaker<I, K, NotOk> {
     /// A builder for a breaker of its own around `inner`, with the
     /// reference's defaults and time from `clock`.
@@ -582,31 +564,4 @@ impl<I: fmt::Debug, K: fmt::Debug, P: fmt::Debug> fmt::Debug for CircuitBreakerB
             .field("config", &self.config)
             .finish()
     }
-}
-
-/// The breaker's constructors with a runtime's clock plugged in.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __circuit_breaker_api {
-    ($clock:ty) => {
-        /// Guards `inner` with a circuit breaker of its own, on this crate's
-        /// clock (the reference's `circuit_breaker`).
-        ///
-        /// Returns a builder with the reference's defaults (5 consecutive
-        /// failures open the circuit, 30 s later one probe is let through);
-        /// finish with `.build()?`. See
-        /// [`CircuitBreaker`](crate::CircuitBreaker) for examples and the
-        /// policies.
-        pub fn circuit_breaker<I>(inner: I) -> $crate::CircuitBreakerBuilder<I, $clock> {
-            $crate::CircuitBreaker::builder(inner, <$clock as ::core::default::Default>::default())
-        }
-
-        /// A circuit breaker on this crate's clock that several combinators
-        /// can share with [`Breaker::guard`](crate::Breaker::guard).
-        ///
-        /// See [`Breaker`](crate::Breaker) for an example.
-        pub fn shared_breaker() -> $crate::BreakerBuilder<$clock> {
-            $crate::Breaker::builder(<$clock as ::core::default::Default>::default())
-        }
-    };
 }

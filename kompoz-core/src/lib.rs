@@ -52,10 +52,10 @@ extern crate std;
 mod algebra;
 mod boxed;
 mod clock;
+mod clock_ext;
 mod combinator;
 mod error;
 mod rule;
-mod runtime_api;
 mod sync;
 mod transform;
 
@@ -74,6 +74,7 @@ pub use clock::FuturesTimerClock;
 pub use clock::{Clock, Instant};
 #[cfg(feature = "std")]
 pub use clock::{ManualClock, ManualSleep};
+pub use clock_ext::ClockExt;
 pub use combinator::Combinator;
 pub use error::ConfigError;
 pub use rule::{Rule, RuleArgs, RuleWith, rule, rule_args};
@@ -89,13 +90,8 @@ pub use registry::*;
 pub use retry::*;
 pub use timeout::*;
 
-/// The constructors with [`FuturesTimerClock`] plugged in: kompoz under any
-/// executor, `futures::executor::block_on` included.
 #[cfg(feature = "futures-timer")]
-pub mod futures_timer {
-    pub use crate::FuturesTimerClock;
-    crate::__runtime_api!(crate::FuturesTimerClock);
-}
+pub mod futures_timer;
 
 #[doc(hidden)]
 pub mod __private {

@@ -390,31 +390,3 @@ impl<A: fmt::Debug, K, H, S> fmt::Debug for Retry<A, K, H, S> {
 }
 
 crate::impl_ops!([A, K, H, S] Retry<A, K, H, S>);
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __retry_api {
-    ($clock:ty) => {
-        /// Retries `inner` up to `max_attempts` runs in all while it fails
-        /// (kompoz's `AsyncRetry`), on this crate's clock.
-        ///
-        /// Configure the delays with `.fixed(d)` or
-        /// `.exponential(base, factor, max_delay)?`, then `.jitter(..)`,
-        /// `.on_retry(..)`, `.stop_if(..)`. See `kompoz_core::Retry` for the
-        /// semantics and examples.
-        ///
-        /// # Errors
-        ///
-        /// `max_attempts == 0`.
-        pub fn retry<A>(
-            inner: A,
-            max_attempts: u32,
-        ) -> ::core::result::Result<$crate::Retry<A, $clock>, $crate::ConfigError> {
-            $crate::Retry::new(
-                inner,
-                max_attempts,
-                <$clock as ::core::default::Default>::default(),
-            )
-        }
-    };
-}

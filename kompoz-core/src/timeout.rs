@@ -342,33 +342,3 @@ impl<A: fmt::Debug, K, H> fmt::Debug for Timeout<A, K, H> {
 }
 
 crate::impl_ops!([A, K, H] Timeout<A, K, H>);
-
-/// Expands to the runtime crates' `with_timeout`, with `$clock` plugged in.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __timeout_api {
-    ($clock:ty) => {
-        /// Wraps `inner` so that a call that has not finished within `timeout`
-        /// is dropped and returns `(false, ctx)` (kompoz's `with_timeout`).
-        ///
-        /// Set a hook for timed-out contexts with
-        /// [`.on_timeout(handle_timeout)`](crate::Timeout::on_timeout); see
-        /// [`Timeout`](crate::Timeout) for the semantics, per-call outcomes
-        /// and examples.
-        ///
-        /// # Errors
-        ///
-        /// [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming
-        /// `timeout` if it is zero.
-        pub fn with_timeout<A>(
-            inner: A,
-            timeout: ::core::time::Duration,
-        ) -> ::core::result::Result<$crate::Timeout<A, $clock>, $crate::ConfigError> {
-            $crate::Timeout::new(
-                inner,
-                timeout,
-                <$clock as ::core::default::Default>::default(),
-            )
-        }
-    };
-}

@@ -70,4 +70,137 @@ impl Clock for SmolClock {
     }
 }
 
-kompoz_core::__runtime_api!(crate::SmolClock);
+// The reference's constructors, each a forward to the `ClockExt` method of
+// the same name with this crate's clock.
+/// Wraps `inner` so that a call that has not finished within `timeout` is
+/// dropped and returns `(false, ctx)` (kompoz's `with_timeout`), on
+/// [`SmolClock`].
+///
+/// Set a hook for timed-out contexts with
+/// [`.on_timeout(handle_timeout)`](crate::Timeout::on_timeout); see
+/// [`Timeout`](crate::Timeout) for the semantics and per-call outcomes. The
+/// clock-generic form is [`ClockExt::with_timeout`].
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming `timeout` if
+/// it is zero.
+pub fn with_timeout<A>(inner: A, timeout: Duration) -> Result<Timeout<A, SmolClock>, ConfigError> {
+    SmolClock.with_timeout(inner, timeout)
+}
+
+/// Lets at most `max_concurrent` calls into `inner` at once, the others
+/// waiting in arrival order (kompoz's `limited`), on [`SmolClock`].
+///
+/// Bulkhead modes: [`.reject_when_full()`](crate::Limited::reject_when_full),
+/// [`.wait_at_most(bound)?`](crate::Limited::wait_at_most). See
+/// [`Limited`](crate::Limited). The clock-generic form is
+/// [`ClockExt::limited`].
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming
+/// `max_concurrent` if it is zero.
+pub fn limited<A>(inner: A, max_concurrent: usize) -> Result<Limited<A, SmolClock>, ConfigError> {
+    SmolClock.limited(inner, max_concurrent)
+}
+
+/// As [`limited`], with the pool named `name` in the process-wide
+/// [`Registry`](crate::Registry::global): limiters named alike share one pool
+/// (kompoz's `limited(..., name="api_pool")`). See
+/// [`ClockExt::limited_named`].
+///
+/// # Errors
+///
+/// A zero `max_concurrent`, an empty `name`, or a name in use with another
+/// capacity ([`ConfigError::NameConflict`](crate::ConfigError::NameConflict)).
+pub fn limited_named<A>(
+    inner: A,
+    max_concurrent: usize,
+    name: &str,
+) -> Result<Limited<A, SmolClock>, ConfigError> {
+    SmolClock.limited_named(inner, max_concurrent, name)
+}
+
+/// As [`limited_named`], with the pool taken from `registry` instead of the
+/// process-wide one. See [`ClockExt::limited_named_in`].
+///
+/// # Errors
+///
+/// As [`limited_named`].
+pub fn limited_named_in<A>(
+    inner: A,
+    max_concurrent: usize,
+    name: &str,
+    registry: &Registry,
+) -> Result<Limited<A, SmolClock>, ConfigError> {
+    SmolClock.limited_named_in(inner, max_concurrent, name, registry)
+}
+
+/// Guards `inner` with a circuit breaker of its own (the reference's
+/// `circuit_breaker`), on [`SmolClock`].
+///
+/// Returns a builder with the reference's defaults (5 consecutive failures
+/// open the circuit, 30 s later one probe is let through); finish with
+/// `.build()?`. See [`CircuitBreaker`](crate::CircuitBreaker) for the policies.
+/// The clock-generic form is [`ClockExt::circuit_breaker`].
+pub fn circuit_breaker<I>(inner: I) -> CircuitBreakerBuilder<I, SmolClock> {
+    SmolClock.circuit_breaker(inner)
+}
+
+/// A circuit breaker on [`SmolClock`] that several combinators share, each
+/// guarded with [`Breaker::guard`](crate::Breaker::guard); finish with
+/// `.build()?`. See [`ClockExt::shared_breaker`].
+pub fn shared_breaker() -> BreakerBuilder<SmolClock> {
+    SmolClock.shared_breaker()
+}
+
+/// Retries `inner` up to `max_attempts` runs in all while it fails
+/// (kompoz's `AsyncRetry`), waiting on [`SmolClock`] between attempts. See
+/// [`Retry`](crate::Retry) and [`ClockExt::retry`].
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming
+/// `max_attempts` if it is zero.
+pub fn retry<A>(inner: A, max_attempts: u32) -> Result<Retry<A, SmolClock>, ConfigError> {
+    SmolClock.retry(inner, max_attempts)
+}
+
+/// Lets calls into `inner` at most at `limit`'s rate, on [`SmolClock`]; by
+/// default a call over the rate waits for its slot. See
+/// [`RateLimited`](crate::RateLimited) and [`ClockExt::rate_limited`].
+pub fn rate_limited<A>(inner: A, limit: RateLimit) -> RateLimited<A, SmolClock> {
+    SmolClock.rate_limited(inner, limit)
+}
+
+/// As [`rate_limited`], with the limit named `name` in the process-wide
+/// [`Registry`](crate::Registry::global): limiters named alike share one
+/// budget. See [`ClockExt::rate_limited_named`].
+///
+/// # Errors
+///
+/// An empty `name`, or a name in use with another limit
+/// ([`ConfigError::NameConflict`](crate::ConfigError::NameConflict)).
+pub fn rate_limited_named<A>(
+    inner: A,
+    limit: RateLimit,
+    name: &str,
+) -> Result<RateLimited<A, SmolClock>, ConfigError> {
+    SmolClock.rate_limited_named(inner, limit, name)
+}
+
+/// As [`rate_limited_named`], with the limit taken from `registry` instead
+/// of the process-wide one. See [`ClockExt::rate_limited_named_in`].
+///
+/// # Errors
+///
+/// As [`rate_limited_named`].
+pub fn rate_limited_named_in<A>(
+    inner: A,
+    limit: RateLimit,
+    name: &str,
+    registry: &Registry,
+) -> Result<RateLimited<A, SmolClock>, ConfigError> {
+    SmolClock.rate_limited_named_in(inner, limit, name, registry)
+}

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use futures::future::{Either, join, join_all, select};
 use kompoz_core::{
-    Breaker, CircuitBreaker, CircuitBreakerBuilder, CircuitState, Clock, Combinator, ManualClock,
-    Timeout, rule,
+    Breaker, CircuitBreaker, CircuitBreakerBuilder, CircuitState, Clock, ClockExt, Combinator,
+    ManualClock, rule,
 };
 
 /// What the fake service is asked to do: pass or fail, after a delay.
@@ -70,7 +70,7 @@ fn ms(n: u64) -> Duration {
 }
 
 fn builder<K: Clock>(service: &Service<K>) -> CircuitBreakerBuilder<Service<K>, K> {
-    CircuitBreaker::builder(service.clone(), service.clock.clone())
+    service.clock.circuit_breaker(service.clone())
 }
 
 async fn closed_passes_calls_through<K: Clock>(clock: K) {
@@ -225,8 +225,9 @@ async fn a_failure_that_began_before_reset_does_not_count<K: Clock>(clock: K) {
 
 async fn timeouts_inside_the_breaker_count_as_failures<K: Clock>(clock: K) {
     let service = Service::new(&clock);
-    let flaky = Timeout::new(service.clone(), ms(20), clock.clone()).unwrap();
-    let protected = CircuitBreaker::builder(flaky, clock.clone())
+    let flaky = clock.with_timeout(service.clone(), ms(20)).unwrap();
+    let protected = clock
+        .circuit_breaker(flaky)
         .failure_threshold(2)
         .recovery_timeout(Duration::from_secs(60))
         .build()
@@ -249,10 +250,7 @@ async fn timeouts_inside_the_breaker_count_as_failures<K: Clock>(clock: K) {
 async fn one_breaker_guards_several_combinators<K: Clock>(clock: K) {
     let a = Service::new(&clock);
     let b = Service::new(&clock);
-    let breaker = Breaker::builder(clock.clone())
-        .failure_threshold(2)
-        .build()
-        .unwrap();
+    let breaker = clock.shared_breaker().failure_threshold(2).build().unwrap();
     let (guard_a, guard_b) = (breaker.guard(a.clone()), breaker.guard(b.clone()));
     guard_a.run(FAIL).await;
     guard_b.run(FAIL).await;
@@ -304,7 +302,8 @@ async fn half_open_slots_hold_under_threads() {
             gate: Arc::new(tokio::sync::Semaphore::new(0)),
             runs: Arc::default(),
         };
-        let breaker = Breaker::builder(clock.clone())
+        let breaker = clock
+            .shared_breaker()
             .failure_threshold(1)
             .half_open_max_calls(2)
             .recovery_timeout(Duration::from_secs(1))
@@ -344,7 +343,8 @@ async fn half_open_slots_hold_under_threads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn closed_path_counts_every_outcome_under_threads() {
     let protected = Arc::new(
-        CircuitBreaker::builder(rule(async |n: &u32| n % 3 != 0), ManualClock::new())
+        ManualClock::new()
+            .circuit_breaker(rule(async |n: &u32| n % 3 != 0))
             .failure_threshold(65_535)
             .build()
             .unwrap(),
@@ -482,7 +482,8 @@ mod sweeps {
     /// A breaker (threshold 1, recovery 10 s, `max` probes) tripped through
     /// another guard, with its recovery timeout just passed.
     fn half_open(clock: &ManualClock, max: u32) -> Breaker<ManualClock> {
-        let breaker = Breaker::builder(clock.clone())
+        let breaker = clock
+            .shared_breaker()
             .failure_threshold(1)
             .recovery_timeout(Duration::from_secs(10))
             .half_open_max_calls(max)
@@ -528,7 +529,8 @@ mod sweeps {
                 let clock = ManualClock::new();
                 let probe = Probe::constant(clock.clone(), Script::new(2, ms(100), End::Fail));
                 let stats = probe.stats();
-                let protected = CircuitBreaker::builder(probe, clock.clone())
+                let protected = clock
+                    .circuit_breaker(probe)
                     .failure_threshold(1)
                     .build()
                     .unwrap();
@@ -559,7 +561,7 @@ mod sweeps {
             Script::new(0, Duration::from_secs(60), End::Pass),
         );
         let inner = probe.stats();
-        let outer = Timeout::new(breaker.guard(probe), ms(20), clock.clone()).unwrap();
+        let outer = clock.with_timeout(breaker.guard(probe), ms(20)).unwrap();
         assert_eq!(
             kompoz_tests::block_on_manual(&clock, outer.run(1u32)),
             (false, 1)

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::{Either, select};
-use kompoz_core::{Clock, Combinator, LimitOutcome, Limited, Registry, Timeout, rule, transform};
+use kompoz_core::{Clock, ClockExt, Combinator, LimitOutcome, Registry, rule, transform};
 
 /// Counts the calls inside, their peak, and the calls that finished.
 #[derive(Default)]
@@ -75,12 +75,9 @@ impl Rng {
 
 async fn ten_calls_through_limited_3_never_see_more_than_3_inside<K: Clock>(clock: K) {
     let gauge = Gauge::default();
-    let limited_api = Limited::new(
-        api_call(&clock, &gauge, Duration::from_millis(2)),
-        3,
-        clock.clone(),
-    )
-    .unwrap();
+    let limited_api = clock
+        .limited(api_call(&clock, &gauge, Duration::from_millis(2)), 3)
+        .unwrap();
     let results = futures::future::join_all((0..10).map(|id| limited_api.run(id))).await;
     assert!(results.iter().all(|(ok, _)| *ok));
     assert_eq!(gauge.finished.load(Ordering::SeqCst), 10);
@@ -93,22 +90,12 @@ async fn two_limiters_named_alike_share_one_pool<K: Clock>(clock: K) {
     let registry = Registry::new();
     let gauge = Gauge::default();
     let latency = Duration::from_millis(2);
-    let check_a = Limited::named(
-        api_call(&clock, &gauge, latency),
-        2,
-        "api_pool",
-        &registry,
-        clock.clone(),
-    )
-    .unwrap();
-    let check_b = Limited::named(
-        api_call(&clock, &gauge, latency),
-        2,
-        "api_pool",
-        &registry,
-        clock.clone(),
-    )
-    .unwrap();
+    let check_a = clock
+        .limited_named_in(api_call(&clock, &gauge, latency), 2, "api_pool", &registry)
+        .unwrap();
+    let check_b = clock
+        .limited_named_in(api_call(&clock, &gauge, latency), 2, "api_pool", &registry)
+        .unwrap();
     let calls = (0..12u32).map(|id| {
         let (a, b) = (&check_a, &check_b);
         async move {
@@ -124,15 +111,10 @@ async fn two_limiters_named_alike_share_one_pool<K: Clock>(clock: K) {
     assert_eq!(gauge.peak(), 2, "2 slots shared by both limiters");
     assert_eq!(check_a.available(), 2);
 
-    let err = Limited::named(
-        api_call(&clock, &gauge, latency),
-        3,
-        "api_pool",
-        &registry,
-        clock.clone(),
-    )
-    .err()
-    .expect("capacity conflict");
+    let err = clock
+        .limited_named_in(api_call(&clock, &gauge, latency), 3, "api_pool", &registry)
+        .err()
+        .expect("capacity conflict");
     assert_eq!(
         err.to_string(),
         "name \"api_pool\" is already registered with `max_concurrent` = 2, but 3 was requested"
@@ -141,12 +123,9 @@ async fn two_limiters_named_alike_share_one_pool<K: Clock>(clock: K) {
 
 async fn waiters_are_admitted_in_arrival_order<K: Clock>(clock: K) {
     let gauge = Gauge::default();
-    let limiter = Limited::new(
-        api_call(&clock, &gauge, Duration::from_millis(1)),
-        1,
-        clock.clone(),
-    )
-    .unwrap();
+    let limiter = clock
+        .limited(api_call(&clock, &gauge, Duration::from_millis(1)), 1)
+        .unwrap();
     // `join_all` polls its futures in order, so call `i` arrives i-th.
     futures::future::join_all((0..12).map(|id| limiter.run(id))).await;
     assert_eq!(*gauge.order.lock().unwrap(), (0..12).collect::<Vec<_>>());
@@ -163,7 +142,7 @@ async fn cancelled_calls_give_their_permits_back<K: Clock>(clock: K) {
         g.finished.fetch_add(1, Ordering::SeqCst);
         (id, latency_ms)
     });
-    let limiter = Limited::new(inner, 3, clock.clone()).unwrap();
+    let limiter = clock.limited(inner, 3).unwrap();
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     // Each call races its own deadline: dropped while waiting, while
     // running, or not at all, depending on where it stands.
@@ -199,13 +178,12 @@ async fn cancelled_calls_give_their_permits_back<K: Clock>(clock: K) {
 
 async fn a_timed_out_waiter_leaves_the_queue<K: Clock>(clock: K) {
     let gauge = Gauge::default();
-    let limiter = Limited::new(
-        api_call(&clock, &gauge, Duration::from_secs(60)),
-        1,
-        clock.clone(),
-    )
-    .unwrap();
-    let waiter = Timeout::new(&limiter, Duration::from_millis(20), clock.clone()).unwrap();
+    let limiter = clock
+        .limited(api_call(&clock, &gauge, Duration::from_secs(60)), 1)
+        .unwrap();
+    let waiter = clock
+        .with_timeout(&limiter, Duration::from_millis(20))
+        .unwrap();
     let holder = Box::pin(limiter.run(0));
     let timed = Box::pin(waiter.run(1));
     match select(holder, timed).await {
@@ -224,13 +202,10 @@ async fn a_timed_out_waiter_leaves_the_queue<K: Clock>(clock: K) {
 
 async fn reject_when_full_never_runs_the_inner_combinator<K: Clock>(clock: K) {
     let gauge = Gauge::default();
-    let limiter = Limited::new(
-        api_call(&clock, &gauge, Duration::from_secs(60)),
-        2,
-        clock.clone(),
-    )
-    .unwrap()
-    .reject_when_full();
+    let limiter = clock
+        .limited(api_call(&clock, &gauge, Duration::from_secs(60)), 2)
+        .unwrap()
+        .reject_when_full();
     let holders = Box::pin(futures::future::join(limiter.run(0), limiter.run(1)));
     let rejected = Box::pin(async {
         futures::future::join_all((2..6).map(|id| limiter.run_with_outcome(id))).await
@@ -251,14 +226,11 @@ async fn reject_when_full_never_runs_the_inner_combinator<K: Clock>(clock: K) {
 
 async fn bounded_wait_rejects_after_the_bound<K: Clock>(clock: K) {
     let gauge = Gauge::default();
-    let limiter = Limited::new(
-        api_call(&clock, &gauge, Duration::from_secs(60)),
-        1,
-        clock.clone(),
-    )
-    .unwrap()
-    .wait_at_most(Duration::from_millis(20))
-    .unwrap();
+    let limiter = clock
+        .limited(api_call(&clock, &gauge, Duration::from_secs(60)), 1)
+        .unwrap()
+        .wait_at_most(Duration::from_millis(20))
+        .unwrap();
     let holder = Box::pin(limiter.run(0));
     let late = Box::pin(limiter.run_with_outcome(1));
     match select(holder, late).await {
@@ -276,10 +248,12 @@ async fn bounded_wait_rejects_after_the_bound<K: Clock>(clock: K) {
 
 async fn bad_configuration_is_refused<K: Clock>(clock: K) {
     let r = || rule(async |_: &u32| true);
-    let err = Limited::new(r(), 0, clock.clone()).unwrap_err();
+    let err = clock.limited(r(), 0).unwrap_err();
     assert_eq!(err.parameter(), "max_concurrent");
     assert!(err.to_string().contains(": 0 "), "{err}");
-    let err = Limited::named(r(), 1, "", &Registry::new(), clock.clone()).unwrap_err();
+    let err = clock
+        .limited_named_in(r(), 1, "", &Registry::new())
+        .unwrap_err();
     assert_eq!(err.parameter(), "name");
 }
 

@@ -20,7 +20,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use kompoz_core::{
-    Breaker, CircuitBreaker, CircuitState, Combinator, ManualClock, NotOk, SlidingWindow,
+    Breaker, CircuitBreaker, CircuitState, ClockExt, Combinator, ManualClock, NotOk, SlidingWindow,
 };
 use kompoz_tests::sweep::{SCRIPTED, quiet_scripted_panics};
 use proptest::prelude::*;
@@ -283,7 +283,8 @@ fn poll(call: &mut Call<'_>) -> Result<Poll<(bool, u64)>, ()> {
 }
 
 fn build(policy: Policy, probes: u32, clock: &ManualClock) -> Breaker<ManualClock> {
-    let b = Breaker::builder(clock.clone())
+    let b = clock
+        .shared_breaker()
         .recovery_timeout(Duration::from_millis(RECOVERY_MS))
         .half_open_max_calls(probes);
     match policy {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use kompoz_core::{Clock, Combinator, Limited, Registry, parallel_and, parallel_or};
+use kompoz_core::{Clock, ClockExt, Combinator, Registry, parallel_and, parallel_or};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -208,7 +208,9 @@ async fn limiters_named_alike_inside_parallel_and_share_their_capacity<K: Clock>
             clock: clock.clone(),
             inside: Arc::clone(&inside),
         };
-        Limited::named(busy, 2, "shared_pool", &registry, clock.clone()).unwrap()
+        clock
+            .limited_named_in(busy, 2, "shared_pool", &registry)
+            .unwrap()
     });
     let all = parallel_and(children.collect::<Vec<_>>()).unwrap();
     assert_eq!(all.run(1).await, (true, 1));

@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::future::{Either, join_all, select};
-use kompoz_core::{
-    Clock, Combinator, Instant, LimitOutcome, RateLimit, RateLimited, Registry, rule,
-};
+use kompoz_core::{Clock, ClockExt, Combinator, Instant, LimitOutcome, RateLimit, Registry, rule};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -33,7 +31,7 @@ fn recording<K: Clock>(clock: &K) -> (impl Combinator<u32> + use<K>, Arc<Mutex<V
 async fn n_calls_pass_and_the_next_is_rejected<K: Clock>(clock: K) {
     let (inner, starts) = recording(&clock);
     let limit = RateLimit::per_minute(3).unwrap().burst(3).unwrap();
-    let limited = RateLimited::new(inner, limit, clock.clone()).reject_when_full();
+    let limited = clock.rate_limited(inner, limit).reject_when_full();
     let outcomes = join_all((0..4).map(|i| limited.run_with_outcome(i))).await;
     let ran = outcomes
         .iter()
@@ -56,7 +54,7 @@ async fn n_calls_pass_and_the_next_is_rejected<K: Clock>(clock: K) {
 async fn waiting_calls_run_no_earlier_than_their_slots<K: Clock>(clock: K) {
     let (inner, starts) = recording(&clock);
     let limit = RateLimit::new(1, ms(20)).unwrap();
-    let limited = RateLimited::new(inner, limit, clock.clone());
+    let limited = clock.rate_limited(inner, limit);
     let begin = clock.now();
     let results = join_all((0..4).map(|i| limited.run(i))).await;
     assert!(results.iter().all(|(ok, _)| *ok));
@@ -73,7 +71,8 @@ async fn waiting_calls_run_no_earlier_than_their_slots<K: Clock>(clock: K) {
 
 async fn wait_at_most_rejects_a_far_slot_at_once<K: Clock>(clock: K) {
     let (inner, starts) = recording(&clock);
-    let limited = RateLimited::new(inner, RateLimit::per_minute(1).unwrap(), clock.clone())
+    let limited = clock
+        .rate_limited(inner, RateLimit::per_minute(1).unwrap())
         .wait_at_most(ms(20))
         .unwrap();
     assert_eq!(limited.run(1).await, (true, 1));
@@ -95,7 +94,8 @@ async fn a_shared_name_shares_the_budget<K: Clock + Send + Sync + 'static>(clock
             c.fetch_add(1, Ordering::SeqCst);
             true
         });
-        RateLimited::named(inner, limit, "api", &registry, clock.clone())
+        clock
+            .rate_limited_named_in(inner, limit, "api", &registry)
             .unwrap()
             .reject_when_full()
     };
@@ -115,7 +115,7 @@ async fn dropping_a_waiting_call_cancels_it<K: Clock>(clock: K) {
         r.fetch_add(1, Ordering::SeqCst);
         true
     });
-    let limited = RateLimited::new(inner, RateLimit::per_minute(1).unwrap(), clock.clone());
+    let limited = clock.rate_limited(inner, RateLimit::per_minute(1).unwrap());
     assert!(limited.run(1).await.0);
     let waiting = Box::pin(limited.run(2)); // its slot is a minute away
     match select(waiting, Box::pin(clock.sleep(ms(20)))).await {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::{Either, select};
-use kompoz_core::{Clock, Combinator, Jitter, Retry, rule, transform};
+use kompoz_core::{Clock, ClockExt, Combinator, Jitter, rule, transform};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -42,10 +42,7 @@ fn hook() -> (Log, impl Fn(u32, Duration) + Send + Sync) {
 async fn retries_until_success_with_fixed_delays<K: Clock>(clock: K) {
     let (inner, runs) = flaky(&clock, 3);
     let (log, hook) = hook();
-    let r = Retry::new(inner, 5, clock.clone())
-        .unwrap()
-        .fixed(ms(20))
-        .on_retry(hook);
+    let r = clock.retry(inner, 5).unwrap().fixed(ms(20)).on_retry(hook);
     let start = clock.now();
     let info = r.run_with_info(7).await;
     assert!(info.ok);
@@ -58,7 +55,8 @@ async fn retries_until_success_with_fixed_delays<K: Clock>(clock: K) {
 async fn exponential_delays_double_up_to_the_cap<K: Clock>(clock: K) {
     let (inner, runs) = flaky(&clock, 0);
     let (log, hook) = hook();
-    let r = Retry::new(inner, 6, clock.clone())
+    let r = clock
+        .retry(inner, 6)
         .unwrap()
         .exponential(ms(5), 2.0, ms(20))
         .unwrap()
@@ -80,14 +78,15 @@ async fn each_attempt_starts_from_the_original_context<K: Clock>(clock: K) {
         k.sleep(Duration::from_micros(100)).await;
         n + 100
     }) >> rule(async |_: &u32| false);
-    let r = Retry::new(inner, 3, clock.clone()).unwrap().fixed(ms(1));
+    let r = clock.retry(inner, 3).unwrap().fixed(ms(1));
     assert_eq!(r.run(5).await, (false, 105), "the last attempt's context");
     assert_eq!(*seen.lock().unwrap(), vec![5, 5, 5]);
 }
 
 async fn stop_if_gives_up_early<K: Clock>(clock: K) {
     let (inner, runs) = flaky(&clock, 0);
-    let r = Retry::new(inner, 10, clock.clone())
+    let r = clock
+        .retry(inner, 10)
         .unwrap()
         .fixed(ms(1))
         .stop_if(|n: &u32| *n == 42);
@@ -99,7 +98,8 @@ async fn stop_if_gives_up_early<K: Clock>(clock: K) {
 
 async fn dropping_a_retry_mid_sleep_stops_it<K: Clock>(clock: K) {
     let (inner, runs) = flaky(&clock, 0);
-    let r = Retry::new(inner, 5, clock.clone())
+    let r = clock
+        .retry(inner, 5)
         .unwrap()
         .fixed(Duration::from_secs(60));
     let call = Box::pin(r.run(0));
@@ -116,7 +116,8 @@ async fn seeded_jitter_is_reproducible_and_bounded<K: Clock>(clock: K) {
     for _ in 0..2 {
         let (inner, _) = flaky(&clock, 0);
         let (log, hook) = hook();
-        let r = Retry::new(inner, 6, clock.clone())
+        let r = clock
+            .retry(inner, 6)
             .unwrap()
             .exponential(ms(2), 2.0, ms(8))
             .unwrap()
@@ -135,7 +136,7 @@ async fn seeded_jitter_is_reproducible_and_bounded<K: Clock>(clock: K) {
 
 async fn zero_attempts_is_a_configuration_error<K: Clock>(clock: K) {
     let (inner, _) = flaky(&clock, 0);
-    let Err(err) = Retry::new(inner, 0, clock) else {
+    let Err(err) = clock.retry(inner, 0) else {
         panic!("zero attempts accepted")
     };
     assert_eq!(

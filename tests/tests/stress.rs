@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use kompoz_core::{
-    Breaker, CircuitBreaker, CircuitState, Clock, Combinator, LimitMode, Limited, NotOk, Registry,
-    Retry, Timeout, TimeoutOutcome,
+    Breaker, CircuitBreaker, CircuitState, Clock, ClockExt, Combinator, LimitMode, Limited, NotOk,
+    Registry, Retry, Timeout, TimeoutOutcome,
 };
 use kompoz_tests::sweep::{SCRIPTED, YieldNow, quiet_scripted_panics};
 
@@ -132,7 +132,8 @@ struct Rig<K> {
 fn rig<K: Clock + Send + Sync + 'static>(clock: K) -> Rig<K> {
     let counts = Arc::new(Counts::default());
     let registry = Registry::new();
-    let breaker = Breaker::builder(clock.clone())
+    let breaker = clock
+        .shared_breaker()
         .failure_threshold(8)
         .recovery_timeout(Duration::from_millis(2))
         .half_open_max_calls(3)
@@ -153,17 +154,20 @@ fn rig<K: Clock + Send + Sync + 'static>(clock: K) -> Rig<K> {
             clock: clock.clone(),
             counts: Arc::clone(&counts),
         };
-        let retry = Retry::new(flaky, 3, clock.clone()).unwrap();
+        let retry = clock.retry(flaky, 3).unwrap();
         let tally = Tally {
             inner: retry,
             counts: Arc::clone(&counts),
         };
         let guarded = breaker.guard(tally);
-        let limited = Limited::named(guarded, POOL, "stress", &registry, clock.clone())
+        let limited = clock
+            .limited_named_in(guarded, POOL, "stress", &registry)
             .unwrap()
             .mode(mode)
             .unwrap();
-        Timeout::new(limited, Duration::from_millis(5), clock.clone()).unwrap()
+        clock
+            .with_timeout(limited, Duration::from_millis(5))
+            .unwrap()
     };
     Rig {
         stacks: vec![

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use kompoz_core::{Clock, Combinator, Limited, Timeout, TimeoutOutcome, rule, transform};
+use kompoz_core::{Clock, ClockExt, Combinator, TimeoutOutcome, rule, transform};
 
 /// Pending once (waking itself), then ready: a call that really suspends
 /// without depending on time.
@@ -53,12 +53,12 @@ fn api_check<K: Clock>(clock: &K, latency: Duration) -> impl Combinator<Ctx> + u
 }
 
 async fn a_call_that_finishes_in_time_returns_the_inner_result<K: Clock>(clock: K) {
-    let check = Timeout::new(
-        api_check(&clock, Duration::from_millis(1)),
-        Duration::from_secs(60),
-        clock.clone(),
-    )
-    .unwrap();
+    let check = clock
+        .with_timeout(
+            api_check(&clock, Duration::from_millis(1)),
+            Duration::from_secs(60),
+        )
+        .unwrap();
     let (outcome, ctx) = check.run_with_outcome(Ctx::new(3)).await;
     assert_eq!(outcome, TimeoutOutcome::Completed(true));
     assert_eq!(ctx.answer, Some(true));
@@ -66,12 +66,12 @@ async fn a_call_that_finishes_in_time_returns_the_inner_result<K: Clock>(clock: 
 }
 
 async fn a_slow_call_returns_false_with_its_starting_context<K: Clock>(clock: K) {
-    let check = Timeout::new(
-        api_check(&clock, Duration::from_secs(60)),
-        Duration::from_millis(20),
-        clock.clone(),
-    )
-    .unwrap();
+    let check = clock
+        .with_timeout(
+            api_check(&clock, Duration::from_secs(60)),
+            Duration::from_millis(20),
+        )
+        .unwrap();
     let (ok, ctx) = check.run(Ctx::new(3)).await;
     assert!(!ok);
     assert_eq!(ctx, Ctx::new(3), "the context the call started with");
@@ -86,13 +86,13 @@ async fn on_timeout_transforms_the_returned_context<K: Clock>(clock: K) {
         ctx.timed_out = true;
         ctx
     }
-    let check = Timeout::new(
-        api_check(&clock, Duration::from_secs(60)),
-        Duration::from_millis(20),
-        clock.clone(),
-    )
-    .unwrap()
-    .on_timeout(handle_timeout);
+    let check = clock
+        .with_timeout(
+            api_check(&clock, Duration::from_secs(60)),
+            Duration::from_millis(20),
+        )
+        .unwrap()
+        .on_timeout(handle_timeout);
     let (ok, ctx) = check.run(Ctx::new(1)).await;
     assert!(!ok);
     assert!(ctx.timed_out);
@@ -112,7 +112,9 @@ async fn concurrent_calls_each_observe_their_own_outcome<K: Clock>(clock: K) {
         ctx.answer = Some(true);
         ctx
     });
-    let check = Timeout::new(inner, Duration::from_millis(20), clock.clone()).unwrap();
+    let check = clock
+        .with_timeout(inner, Duration::from_millis(20))
+        .unwrap();
     let outcomes =
         futures::future::join_all((0..10).map(|id| check.run_with_outcome(Ctx::new(id)))).await;
     for (outcome, ctx) in outcomes {
@@ -141,8 +143,10 @@ async fn a_timed_out_call_drops_the_inner_future_and_its_permit<K: Clock>(clock:
         c.sleep(Duration::from_secs(60)).await;
         true
     });
-    let limited = Limited::new(slow, 1, clock.clone()).unwrap();
-    let check = Timeout::new(&limited, Duration::from_millis(20), clock.clone()).unwrap();
+    let limited = clock.limited(slow, 1).unwrap();
+    let check = clock
+        .with_timeout(&limited, Duration::from_millis(20))
+        .unwrap();
     assert_eq!(check.run(1).await, (false, 1));
     assert!(dropped.load(Ordering::SeqCst));
     assert_eq!(limited.available(), 1);
@@ -150,7 +154,9 @@ async fn a_timed_out_call_drops_the_inner_future_and_its_permit<K: Clock>(clock:
 }
 
 async fn a_zero_timeout_is_a_configuration_error<K: Clock>(clock: K) {
-    let err = Timeout::new(rule(async |_: &u32| true), Duration::ZERO, clock).unwrap_err();
+    let err = clock
+        .with_timeout(rule(async |_: &u32| true), Duration::ZERO)
+        .unwrap_err();
     assert_eq!(err.parameter(), "timeout");
     assert!(err.to_string().contains("0ns"), "{err}");
 }
@@ -158,12 +164,12 @@ async fn a_zero_timeout_is_a_configuration_error<K: Clock>(clock: K) {
 async fn timeouts_compose_with_the_algebra<K: Clock>(clock: K) {
     let fallback_runs = Arc::new(AtomicUsize::new(0));
     let runs = fallback_runs.clone();
-    let check = Timeout::new(
-        api_check(&clock, Duration::from_secs(60)),
-        Duration::from_millis(20),
-        clock.clone(),
-    )
-    .unwrap()
+    let check = clock
+        .with_timeout(
+            api_check(&clock, Duration::from_secs(60)),
+            Duration::from_millis(20),
+        )
+        .unwrap()
         | transform(async move |mut ctx: Ctx| {
             runs.fetch_add(1, Ordering::SeqCst);
             ctx.answer = Some(false);

@@ -1,0 +1,194 @@
+//! [`ClockExt`]: every time-taking constructor, as a method of the clock.
+
+use core::time::Duration;
+
+use crate::{
+    Breaker, BreakerBuilder, CircuitBreaker, CircuitBreakerBuilder, Clock, ConfigError, Limited,
+    RateLimit, RateLimited, Registry, Retry, Timeout,
+};
+
+/// The constructors of every combinator that takes time, on the clock that
+/// times it: write a policy once, generic over `K: Clock`, and run it on
+/// tokio, async-std, smol, `futures-timer`, bare metal, or under
+/// [`ManualClock`](crate::ManualClock) in a test.
+///
+/// The methods carry the reference's names (`with_timeout`, `limited`,
+/// `circuit_breaker`, …). The runtime crates' free functions of the same
+/// names are these methods with the runtime's clock plugged in:
+/// `kompoz_tokio::with_timeout(a, d)` is `TokioClock.with_timeout(a, d)`.
+///
+/// Implemented for every [`Clock`]; bring it into scope with
+/// `use kompoz_core::ClockExt` (or a runtime crate's `prelude`).
+///
+/// # Examples
+///
+/// One policy function, used under virtual time here and with `TokioClock`,
+/// `SmolClock`, … in an application:
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{rule, Clock, ClockExt, Combinator, ConfigError, ManualClock};
+///
+/// /// limit ∘ breaker ∘ timeout ∘ retry around a check, on any clock.
+/// fn policy<K: Clock>(clock: &K) -> Result<impl Combinator<u32>, ConfigError> {
+///     let check = rule(async |n: &u32| *n % 2 == 0);
+///     let retried = clock.retry(check, 3)?.fixed(Duration::from_millis(10));
+///     let timed = clock.with_timeout(retried, Duration::from_secs(1))?;
+///     let guarded = clock.circuit_breaker(timed).failure_threshold(5).build()?;
+///     clock.limited(guarded, 8)
+/// }
+///
+/// let clock = ManualClock::new();
+/// let policy = policy(&clock)?;
+/// assert_eq!(clock.block_on(policy.run(4)), (true, 4));
+/// assert_eq!(clock.block_on(policy.run(3)), (false, 3));
+/// // Two waits of 10 ms between the three attempts, in virtual time.
+/// assert_eq!(clock.now().as_duration(), Duration::from_millis(20));
+/// # Ok::<(), ConfigError>(())
+/// ```
+pub trait ClockExt: Clock {
+    /// Wraps `inner` so that a call that has not finished within `timeout`
+    /// is dropped and returns `(false, ctx)` (kompoz's `with_timeout`).
+    ///
+    /// Set a hook for timed-out contexts with
+    /// [`.on_timeout(handle_timeout)`](Timeout::on_timeout); see [`Timeout`]
+    /// for the semantics, per-call outcomes and examples.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming `timeout` if it is zero.
+    fn with_timeout<A>(
+        &self,
+        inner: A,
+        timeout: Duration,
+    ) -> Result<Timeout<A, Self>, ConfigError> {
+        Timeout::new(inner, timeout, self.clone())
+    }
+
+    /// Lets at most `max_concurrent` calls into `inner` at once; the others
+    /// wait in arrival order (kompoz's `limited`).
+    ///
+    /// Bulkhead modes: [`.reject_when_full()`](Limited::reject_when_full),
+    /// [`.wait_at_most(bound)?`](Limited::wait_at_most). See [`Limited`] for
+    /// the semantics and examples.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming `max_concurrent` if it is zero.
+    fn limited<A>(&self, inner: A, max_concurrent: usize) -> Result<Limited<A, Self>, ConfigError> {
+        Limited::new(inner, max_concurrent, self.clone())
+    }
+
+    /// As [`limited`](Self::limited), with the pool named `name` in the
+    /// process-wide [`Registry::global`]: limiters named alike share one pool
+    /// (kompoz's `limited(..., name="api_pool")`).
+    ///
+    /// # Errors
+    ///
+    /// A zero `max_concurrent`, an empty `name`, or a name in use with
+    /// another capacity ([`ConfigError::NameConflict`]).
+    #[cfg(feature = "std")]
+    fn limited_named<A>(
+        &self,
+        inner: A,
+        max_concurrent: usize,
+        name: &str,
+    ) -> Result<Limited<A, Self>, ConfigError> {
+        self.limited_named_in(inner, max_concurrent, name, Registry::global())
+    }
+
+    /// As [`limited_named`](Self::limited_named), with the pool taken from
+    /// `registry` instead of the process-wide one (to isolate pools, e.g.
+    /// per test).
+    ///
+    /// # Errors
+    ///
+    /// As [`limited_named`](Self::limited_named).
+    fn limited_named_in<A>(
+        &self,
+        inner: A,
+        max_concurrent: usize,
+        name: &str,
+        registry: &Registry,
+    ) -> Result<Limited<A, Self>, ConfigError> {
+        Limited::named(inner, max_concurrent, name, registry, self.clone())
+    }
+
+    /// Guards `inner` with a circuit breaker of its own (the reference's
+    /// `circuit_breaker`).
+    ///
+    /// Returns a builder with the reference's defaults (5 consecutive
+    /// failures open the circuit, 30 s later one probe is let through);
+    /// finish with `.build()?`, which validates every setting at once. See
+    /// [`CircuitBreaker`] for the policies and examples.
+    fn circuit_breaker<I>(&self, inner: I) -> CircuitBreakerBuilder<I, Self> {
+        CircuitBreaker::builder(inner, self.clone())
+    }
+
+    /// A circuit breaker that several combinators share, each guarded with
+    /// [`Breaker::guard`]. Finish with `.build()?`.
+    fn shared_breaker(&self) -> BreakerBuilder<Self> {
+        Breaker::builder(self.clone())
+    }
+
+    /// Retries `inner` up to `max_attempts` runs in all while it fails
+    /// (kompoz's `AsyncRetry`), with no delay until one is configured
+    /// ([`.fixed(d)`](Retry::fixed),
+    /// [`.exponential(base, factor, max)?`](Retry::exponential)). See
+    /// [`Retry`].
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming `max_attempts` if it is zero.
+    fn retry<A>(&self, inner: A, max_attempts: u32) -> Result<Retry<A, Self>, ConfigError> {
+        Retry::new(inner, max_attempts, self.clone())
+    }
+
+    /// Lets calls into `inner` at most at `limit`'s rate; by default a call
+    /// over the rate waits for its slot. See [`RateLimited`].
+    fn rate_limited<A>(&self, inner: A, limit: RateLimit) -> RateLimited<A, Self> {
+        RateLimited::new(inner, limit, self.clone())
+    }
+
+    /// As [`rate_limited`](Self::rate_limited), with the limit named `name`
+    /// in the process-wide [`Registry::global`]: limiters named alike share
+    /// one budget.
+    ///
+    /// # Errors
+    ///
+    /// An empty `name`, or a name in use with another limit or clock type
+    /// ([`ConfigError::NameConflict`]).
+    #[cfg(feature = "std")]
+    fn rate_limited_named<A>(
+        &self,
+        inner: A,
+        limit: RateLimit,
+        name: &str,
+    ) -> Result<RateLimited<A, Self>, ConfigError>
+    where
+        Self: Send + Sync + 'static,
+    {
+        self.rate_limited_named_in(inner, limit, name, Registry::global())
+    }
+
+    /// As [`rate_limited_named`](Self::rate_limited_named), with the limit
+    /// taken from `registry` instead of the process-wide one.
+    ///
+    /// # Errors
+    ///
+    /// As [`rate_limited_named`](Self::rate_limited_named).
+    fn rate_limited_named_in<A>(
+        &self,
+        inner: A,
+        limit: RateLimit,
+        name: &str,
+        registry: &Registry,
+    ) -> Result<RateLimited<A, Self>, ConfigError>
+    where
+        Self: Send + Sync + 'static,
+    {
+        RateLimited::named(inner, limit, name, registry, self.clone())
+    }
+}
+
+impl<K: Clock> ClockExt for K {}
