@@ -20,8 +20,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("direct", |b| b.iter(|| poll_once(inner.run(black_box(1)))));
 
     // The same quota as governor's `per_second(n)`: n per second, bursts of n.
-    let limit = RateLimit::per_second(PER_SECOND)
-        .and_then(|l| l.burst(PER_SECOND))
+    let limit = RateLimit::with_burst(PER_SECOND, std::time::Duration::from_secs(1), PER_SECOND)
         .expect("kompoz config");
     let kz = kompoz_tokio::rate_limited(inner, limit).reject_when_full();
     g.bench_function("kompoz", |b| b.iter(|| poll_once(kz.run(black_box(1)))));

@@ -62,9 +62,12 @@ fn uncontended_limiter_calls_do_not_allocate() {
 
 #[test]
 fn rate_limit_checks_do_not_allocate() {
-    let roomy = RateLimit::per_second(1_000_000_000)
-        .and_then(|l| l.burst(1_000_000_000))
-        .expect("config");
+    let roomy = RateLimit::with_burst(
+        1_000_000_000,
+        std::time::Duration::from_secs(1),
+        1_000_000_000,
+    )
+    .expect("config");
     let admitted = kompoz_tokio::rate_limited(inner(), roomy).reject_when_full();
     assert_eq!(allocations(|i| poll_once(admitted.run(i))), 0);
     assert_eq!(admitted.rejected(), 0, "every check was admitted");

@@ -80,7 +80,7 @@ static SENSOR_OK: AtomicU32 = AtomicU32::new(1);
 /// The guarded read: at most 20 ms per read; three failures in a row open
 /// the breaker for one second, during which reads fail at once.
 pub type GuardedRead = CircuitBreaker<
-    Timeout<kompoz_core::Rule<fn(&u32) -> core::future::Ready<bool>>, TickClock>,
+    Timeout<kompoz_core::leaf::Rule<fn(&u32) -> core::future::Ready<bool>>, TickClock>,
     TickClock,
 >;
 

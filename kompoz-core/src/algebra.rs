@@ -20,7 +20,7 @@ use crate::Combinator;
 /// # Examples
 ///
 /// ```
-/// use kompoz_core::{rule, And, Combinator};
+/// use kompoz_core::{rule, Combinator, algebra::And};
 ///
 /// let all: And<(_, _, _)> =
 ///     rule(async |n: &i32| *n > 0) & rule(async |n: &i32| *n < 10) & rule(async |n: &i32| n % 2 == 1);
@@ -257,33 +257,33 @@ macro_rules! impl_ops {
     };
     (@bitand [$($gen:tt)*] $ty:ty) => {
         impl<$($gen)* __Rhs> ::core::ops::BitAnd<__Rhs> for $ty {
-            type Output = $crate::And<(Self, __Rhs)>;
+            type Output = $crate::algebra::And<(Self, __Rhs)>;
             fn bitand(self, rhs: __Rhs) -> Self::Output {
-                $crate::And::new(self, rhs)
+                $crate::algebra::And::new(self, rhs)
             }
         }
     };
     (@bitor [$($gen:tt)*] $ty:ty) => {
         impl<$($gen)* __Rhs> ::core::ops::BitOr<__Rhs> for $ty {
-            type Output = $crate::Or<(Self, __Rhs)>;
+            type Output = $crate::algebra::Or<(Self, __Rhs)>;
             fn bitor(self, rhs: __Rhs) -> Self::Output {
-                $crate::Or::new(self, rhs)
+                $crate::algebra::Or::new(self, rhs)
             }
         }
     };
     (@shr [$($gen:tt)*] $ty:ty) => {
         impl<$($gen)* __Rhs> ::core::ops::Shr<__Rhs> for $ty {
-            type Output = $crate::Then<(Self, __Rhs)>;
+            type Output = $crate::algebra::Then<(Self, __Rhs)>;
             fn shr(self, rhs: __Rhs) -> Self::Output {
-                $crate::Then::new(self, rhs)
+                $crate::algebra::Then::new(self, rhs)
             }
         }
     };
     (@not [$($gen:tt)*] $ty:ty) => {
         impl<$($gen)*> ::core::ops::Not for $ty {
-            type Output = $crate::Not<Self>;
+            type Output = $crate::algebra::Not<Self>;
             fn not(self) -> Self::Output {
-                $crate::Not::new(self)
+                $crate::algebra::Not::new(self)
             }
         }
     };

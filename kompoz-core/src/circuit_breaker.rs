@@ -83,7 +83,7 @@ impl<C, F: Fn(bool, &C) -> bool> FailurePredicate<C> for F {
 /// | slow-call rate | `slow_calls(t, p)` (same window) | a call taking at least `t` is slow; CLOSED → OPEN when the window holds at least `m` calls and slow ones are at least `p` % | off |
 /// | recovery | `recovery_timeout(d)` | OPEN for `d`; then the next call moves it to HALF_OPEN and runs as a probe | 30 s |
 /// | half-open | `half_open_max_calls(k)` | at most `k` probes at once, the rest rejected; `k` probe successes close it; a failed probe (or a slow one under a slow-call policy) reopens it | `k = 1` |
-/// | back-off | `backoff(f, max)`, `jitter(j)`, `jitter_seed(s)` | the `n`-th trip since the circuit last closed opens it for `min(d × f^(n-1), max)`, spread uniformly over ± `j` of that | off |
+/// | back-off | `backoff(f, max)`, `jitter_fraction(j)`, `jitter_seed(s)` | the `n`-th trip since the circuit last closed opens it for `min(d × f^(n-1), max)`, spread uniformly over ± `j` of that | off |
 /// | what fails | `failure_if(pred)` | `pred(ok, &ctx)` says whether an outcome is a failure; the verdict returned is still the inner one | `!ok` |
 /// | manual | `force_open()`, `force_closed()`, `reset()` | isolate (reject all, never probe); disable (run all, record only, never trip); close and clear | — |
 /// | events | `on_state_change(f)`, `on_event(f)` | state changes, successes, failures, slow calls, rejections | none; no cost beyond one branch |
@@ -500,7 +500,7 @@ impl<I, K, P> CircuitBreakerBuilder<I, K, P> {
         sliding_window(window: SlidingWindow),
         minimum_calls(calls: u32),
         backoff(factor: f64, max: core::time::Duration),
-        jitter(fraction: f64),
+        jitter_fraction(fraction: f64),
         jitter_seed(seed: u64),
         exact_success_time(exact: bool),
         exact_failure_time(exact: bool),

@@ -3,7 +3,7 @@
 //! Every combinator that needs time (timeouts, bounded waits, circuit-breaker
 //! recovery, retry back-off, rate limits) is generic over a [`Clock`], so the
 //! same logic runs on tokio, async-std, smol, `futures-timer`, a hardware tick
-//! counter, or the deterministic [`ManualClock`](crate::ManualClock) in tests.
+//! counter, or the deterministic [`ManualClock`] in tests.
 
 use core::fmt;
 use core::future::Future;

@@ -69,7 +69,7 @@ pub trait ClockExt: Clock {
     /// wait in arrival order (kompoz's `limited`).
     ///
     /// Bulkhead modes: [`.reject_when_full()`](Limited::reject_when_full),
-    /// [`.wait_at_most(bound)?`](Limited::wait_at_most). See [`Limited`] for
+    /// [`.wait_at_most(bound)`](Limited::wait_at_most). See [`Limited`] for
     /// the semantics and examples.
     ///
     /// # Errors
@@ -134,7 +134,7 @@ pub trait ClockExt: Clock {
     /// Retries `inner` up to `max_attempts` runs in all while it fails
     /// (kompoz's `AsyncRetry`), with no delay until one is configured
     /// ([`.fixed(d)`](Retry::fixed),
-    /// [`.exponential(base, factor, max)?`](Retry::exponential)). See
+    /// [`.backoff(Backoff::exponential(..)?)`](Retry::backoff)). See
     /// [`Retry`].
     ///
     /// # Errors

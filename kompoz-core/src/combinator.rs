@@ -11,7 +11,7 @@ use crate::boxed::LocalBoxCombinator;
 ///
 /// `run` takes the context by value and hands it back with the verdict as
 /// `(ok, ctx)`, exactly as kompoz's `run` returns `(ok, result)`. Combinators
-/// compose with `&` ([`And`]), `|` ([`Or`]), `!` ([`Not`](crate::Not)),
+/// compose with `&` ([`And`]), `|` ([`Or`]), `!` ([`Not`](crate::algebra::Not)),
 /// `>>` ([`Then`]) and [`if_else`](Combinator::if_else); the same algebra is
 /// available as methods for types outside this crate.
 ///

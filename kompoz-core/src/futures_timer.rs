@@ -26,12 +26,12 @@ use crate::{
 ///
 /// Set a hook for timed-out contexts with
 /// [`.on_timeout(handle_timeout)`](crate::Timeout::on_timeout); see
-/// [`Timeout`](crate::Timeout) for the semantics and per-call outcomes. The
+/// [`Timeout`] for the semantics and per-call outcomes. The
 /// clock-generic form is [`ClockExt::with_timeout`].
 ///
 /// # Errors
 ///
-/// [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming `timeout` if
+/// [`ConfigError::Invalid`] naming `timeout` if
 /// it is zero.
 pub fn with_timeout<A>(
     inner: A,
@@ -44,13 +44,13 @@ pub fn with_timeout<A>(
 /// waiting in arrival order (kompoz's `limited`), on [`FuturesTimerClock`].
 ///
 /// Bulkhead modes: [`.reject_when_full()`](crate::Limited::reject_when_full),
-/// [`.wait_at_most(bound)?`](crate::Limited::wait_at_most). See
-/// [`Limited`](crate::Limited). The clock-generic form is
+/// [`.wait_at_most(bound)`](crate::Limited::wait_at_most). See
+/// [`Limited`]. The clock-generic form is
 /// [`ClockExt::limited`].
 ///
 /// # Errors
 ///
-/// [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming
+/// [`ConfigError::Invalid`] naming
 /// `max_concurrent` if it is zero.
 pub fn limited<A>(
     inner: A,
@@ -67,7 +67,7 @@ pub fn limited<A>(
 /// # Errors
 ///
 /// A zero `max_concurrent`, an empty `name`, or a name in use with another
-/// capacity ([`ConfigError::NameConflict`](crate::ConfigError::NameConflict)).
+/// capacity ([`ConfigError::NameConflict`]).
 pub fn limited_named<A>(
     inner: A,
     max_concurrent: usize,
@@ -111,11 +111,11 @@ pub fn shared_breaker() -> BreakerBuilder<FuturesTimerClock> {
 
 /// Retries `inner` up to `max_attempts` runs in all while it fails
 /// (kompoz's `AsyncRetry`), waiting on [`FuturesTimerClock`] between attempts. See
-/// [`Retry`](crate::Retry) and [`ClockExt::retry`].
+/// [`Retry`] and [`ClockExt::retry`].
 ///
 /// # Errors
 ///
-/// [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming
+/// [`ConfigError::Invalid`] naming
 /// `max_attempts` if it is zero.
 pub fn retry<A>(inner: A, max_attempts: u32) -> Result<Retry<A, FuturesTimerClock>, ConfigError> {
     FuturesTimerClock.retry(inner, max_attempts)
@@ -123,7 +123,7 @@ pub fn retry<A>(inner: A, max_attempts: u32) -> Result<Retry<A, FuturesTimerCloc
 
 /// Lets calls into `inner` at most at `limit`'s rate, on [`FuturesTimerClock`]; by
 /// default a call over the rate waits for its slot. See
-/// [`RateLimited`](crate::RateLimited) and [`ClockExt::rate_limited`].
+/// [`RateLimited`] and [`ClockExt::rate_limited`].
 pub fn rate_limited<A>(inner: A, limit: RateLimit) -> RateLimited<A, FuturesTimerClock> {
     FuturesTimerClock.rate_limited(inner, limit)
 }
@@ -135,7 +135,7 @@ pub fn rate_limited<A>(inner: A, limit: RateLimit) -> RateLimited<A, FuturesTime
 /// # Errors
 ///
 /// An empty `name`, or a name in use with another limit
-/// ([`ConfigError::NameConflict`](crate::ConfigError::NameConflict)).
+/// ([`ConfigError::NameConflict`]).
 pub fn rate_limited_named<A>(
     inner: A,
     limit: RateLimit,

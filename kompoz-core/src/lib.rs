@@ -49,46 +49,63 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-mod algebra;
-mod boxed;
-mod clock;
-mod clock_ext;
 mod combinator;
 mod error;
-mod rule;
+mod registry;
 mod sync;
+
+pub mod algebra;
+pub mod boxed;
+pub mod circuit_breaker;
+pub mod clock;
+mod clock_ext;
+pub mod limiter;
+pub mod parallel;
+pub mod prelude;
+mod rate_limit;
+pub mod retry;
+mod rule;
+pub mod timeout;
 mod transform;
 
-mod circuit_breaker;
-mod limiter;
-mod parallel;
-mod rate_limit;
-mod registry;
-mod retry;
-mod timeout;
+// The public surface, listed: what an application names. Types it rarely
+// names (the algebra's nodes, outcomes, hooks, futures, events) live in
+// their modules: `kompoz_core::timeout::TimeoutOutcome`, ...
 
-pub use algebra::{And, IfElse, Not, Or, Then, not};
-pub use boxed::{BoxCombinator, BoxRun, DynCombinator, LocalBoxCombinator, LocalBoxRun};
+/// The leaves' types: what [`rule`], [`rule_args`], [`transform`] and
+/// [`try_transform`] return.
+pub mod leaf {
+    pub use crate::rule::{Rule, RuleArgs, RuleWith};
+    pub use crate::transform::{ErrorHook, Transform, TryTransform};
+}
+
+// The algebra and its leaves.
+pub use algebra::not;
+pub use boxed::{BoxCombinator, DynCombinator, LocalBoxCombinator};
+pub use combinator::Combinator;
+pub use parallel::{parallel_and, parallel_or};
+pub use rule::{rule, rule_args};
+pub use transform::{transform, try_transform};
+
+// Time.
 #[cfg(feature = "futures-timer")]
 pub use clock::FuturesTimerClock;
-pub use clock::{Clock, Instant};
 #[cfg(feature = "std")]
-pub use clock::{ManualClock, ManualSleep};
+pub use clock::ManualClock;
+pub use clock::{Clock, Instant};
 pub use clock_ext::ClockExt;
-pub use combinator::Combinator;
-pub use error::ConfigError;
-pub use rule::{Rule, RuleArgs, RuleWith, rule, rule_args};
-pub use transform::{ErrorHook, Transform, TryTransform, transform, try_transform};
 
-// Each resilience module decides its public surface with `pub`; crate-private
-// helpers stay `pub(crate)`.
-pub use circuit_breaker::*;
-pub use limiter::*;
-pub use parallel::*;
-pub use rate_limit::*;
-pub use registry::*;
-pub use retry::*;
-pub use timeout::*;
+// The resilience combinators, their builders and their values.
+pub use circuit_breaker::{
+    Breaker, BreakerBuilder, CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerStats,
+    CircuitState, SlidingWindow,
+};
+pub use error::ConfigError;
+pub use limiter::{LimitMode, Limited, Semaphore};
+pub use rate_limit::{RateLimit, RateLimited};
+pub use registry::Registry;
+pub use retry::{Backoff, Jitter, Retry};
+pub use timeout::Timeout;
 
 #[cfg(feature = "futures-timer")]
 pub mod futures_timer;

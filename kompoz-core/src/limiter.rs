@@ -27,21 +27,19 @@ pub enum LimitMode {
     /// Reject the call at once: it returns `(false, ctx)` without running
     /// the inner combinator.
     Reject,
-    /// Wait at most this long for a permit, then reject the call.
+    /// Wait at most this long for a permit, then reject the call. A zero
+    /// bound waits not at all: the limiters read it as [`Reject`](Self::Reject).
     WaitAtMost(Duration),
 }
 
 impl LimitMode {
-    /// `self`, or the error for a zero bound (which would never wait).
-    pub(crate) fn validated(self) -> Result<Self, ConfigError> {
-        if self == LimitMode::WaitAtMost(Duration::ZERO) {
-            return Err(ConfigError::invalid(
-                "wait_at_most",
-                Duration::ZERO,
-                "a duration greater than zero (or LimitMode::Reject)",
-            ));
+    /// `self`, with a zero bound read as "do not wait": waiting at most no
+    /// time is rejecting at once.
+    pub(crate) fn normalized(self) -> Self {
+        match self {
+            LimitMode::WaitAtMost(bound) if bound.is_zero() => LimitMode::Reject,
+            mode => mode,
         }
-        Ok(self)
     }
 }
 
@@ -225,7 +223,7 @@ impl<A, K> Limited<A, K> {
     /// # Examples
     ///
     /// ```
-    /// use kompoz_core::{rule, Combinator, Limited, LimitOutcome, ManualClock};
+    /// use kompoz_core::{rule, Combinator, Limited, ManualClock, limiter::LimitOutcome};
     ///
     /// let limiter = Limited::new(rule(async |_: &u32| true), 1, ManualClock::new())?
     ///     .reject_when_full();
@@ -247,27 +245,21 @@ impl<A, K> Limited<A, K> {
     /// with `(false, ctx)` without running the inner combinator. A rejected
     /// waiter leaves the queue; [`rejected`](Self::rejected) counts it.
     ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] naming `wait_at_most` if `bound` is zero (use
-    /// [`reject_when_full`](Self::reject_when_full) to never wait).
-    pub fn wait_at_most(self, bound: Duration) -> Result<Self, ConfigError> {
-        self.mode(LimitMode::WaitAtMost(bound))
+    /// A zero `bound` waits not at all: it is
+    /// [`reject_when_full`](Self::reject_when_full).
+    pub fn wait_at_most(self, bound: Duration) -> Self {
+        self.with_mode(LimitMode::WaitAtMost(bound))
     }
 
-    /// Sets the bulkhead mode (see [`LimitMode`]).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] naming `wait_at_most` for
-    /// `LimitMode::WaitAtMost(Duration::ZERO)`.
-    pub fn mode(mut self, mode: LimitMode) -> Result<Self, ConfigError> {
-        self.mode = mode.validated()?;
-        Ok(self)
+    /// Sets the bulkhead mode (see [`LimitMode`]);
+    /// `LimitMode::WaitAtMost(Duration::ZERO)` is [`LimitMode::Reject`].
+    pub fn with_mode(mut self, mode: LimitMode) -> Self {
+        self.mode = mode.normalized();
+        self
     }
 
     /// The bulkhead mode.
-    pub fn limit_mode(&self) -> LimitMode {
+    pub fn mode(&self) -> LimitMode {
         self.mode
     }
 

@@ -9,7 +9,7 @@ use core::time::Duration;
 
 use crate::clock::duration_to_nanos;
 use crate::sync::{AtomicU64, Ordering};
-use crate::{Clock, Combinator, ConfigError, LimitMode, LimitOutcome, Registry};
+use crate::{Clock, Combinator, ConfigError, LimitMode, Registry, limiter::LimitOutcome};
 
 mod gcra;
 
@@ -20,11 +20,12 @@ use gcra::{NamedClock, Reservation};
 ///
 /// Calls are spaced by the *emission interval* `period / rate`. With the
 /// default burst of 1 they are evenly spaced, so no window of one `period`
-/// ever holds more than `rate` calls. [`burst(b)`](Self::burst) lets up to `b`
+/// ever holds more than `rate` calls. A burst of `b`
+/// ([`with_burst`](Self::with_burst)) lets up to `b`
 /// calls through at once after a quiet spell (the budget refills at one call
 /// per interval, up to `b`); a window of one period then holds at most
 /// `rate + b − 1` calls. governor's `Quota::per_second(n)` is
-/// `RateLimit::per_second(n)?.burst(n)?`.
+/// `RateLimit::with_burst(n, Duration::from_secs(1), n)?`.
 ///
 /// The interval is rounded down to whole nanoseconds: rounding can only let
 /// a call through up to a nanosecond early, never reject one that conforms.
@@ -35,7 +36,7 @@ use gcra::{NamedClock, Reservation};
 /// use core::time::Duration;
 /// use kompoz_core::RateLimit;
 ///
-/// let limit = RateLimit::per_second(10)?.burst(5)?;
+/// let limit = RateLimit::with_burst(10, Duration::from_secs(1), 5)?;
 /// assert_eq!(limit.emission_interval(), Duration::from_millis(100));
 ///
 /// let err = RateLimit::new(0, Duration::from_secs(1)).unwrap_err();
@@ -99,17 +100,18 @@ impl RateLimit {
         Self::new(rate, Duration::from_secs(60))
     }
 
-    /// Lets up to `burst` calls through at once after a quiet spell (default 1).
+    /// At most `rate` calls per `period`, and up to `burst` at once after a
+    /// quiet spell (the budget refills at one call per `period / rate`).
     ///
     /// # Errors
     ///
-    /// A zero `burst`.
-    pub fn burst(mut self, burst: u32) -> Result<Self, ConfigError> {
+    /// As [`new`](Self::new), and a zero `burst`.
+    pub fn with_burst(rate: u32, period: Duration, burst: u32) -> Result<Self, ConfigError> {
+        let limit = Self::new(rate, period)?;
         if burst == 0 {
             return Err(ConfigError::invalid("burst", burst, "at least 1"));
         }
-        self.burst = burst;
-        Ok(self)
+        Ok(RateLimit { burst, ..limit })
     }
 
     /// Calls per period.
@@ -123,7 +125,7 @@ impl RateLimit {
     }
 
     /// Calls admitted at once after a quiet spell.
-    pub fn burst_size(&self) -> u32 {
+    pub fn burst(&self) -> u32 {
         self.burst
     }
 
@@ -185,7 +187,7 @@ impl RateLimit {
 /// let clock = ManualClock::new();
 /// let api = rule(async |_: &u32| true);
 /// // 2 calls per second; a third one at once is turned away.
-/// let limited = RateLimited::new(api, RateLimit::per_second(2)?.burst(2)?, clock.clone())
+/// let limited = RateLimited::new(api, RateLimit::with_burst(2, Duration::from_secs(1), 2)?, clock.clone())
 ///     .reject_when_full();
 ///
 /// futures::executor::block_on(async {
@@ -348,27 +350,21 @@ impl<A, K> RateLimited<A, K> {
     }
 
     /// Lets a call over the rate wait for its slot if the slot comes within
-    /// `bound`; rejects it at once otherwise ([`LimitMode::WaitAtMost`]).
-    ///
-    /// # Errors
-    ///
-    /// A zero `bound` (use [`reject_when_full`](Self::reject_when_full)).
-    pub fn wait_at_most(self, bound: Duration) -> Result<Self, ConfigError> {
-        self.mode(LimitMode::WaitAtMost(bound))
+    /// `bound`; rejects it at once otherwise ([`LimitMode::WaitAtMost`]). A
+    /// zero `bound` is [`reject_when_full`](Self::reject_when_full).
+    pub fn wait_at_most(self, bound: Duration) -> Self {
+        self.with_mode(LimitMode::WaitAtMost(bound))
     }
 
-    /// Sets what a call over the rate does (see [`LimitMode`]).
-    ///
-    /// # Errors
-    ///
-    /// `LimitMode::WaitAtMost(Duration::ZERO)`.
-    pub fn mode(mut self, mode: LimitMode) -> Result<Self, ConfigError> {
-        self.mode = mode.validated()?;
-        Ok(self)
+    /// Sets what a call over the rate does (see [`LimitMode`]);
+    /// `LimitMode::WaitAtMost(Duration::ZERO)` is [`LimitMode::Reject`].
+    pub fn with_mode(mut self, mode: LimitMode) -> Self {
+        self.mode = mode.normalized();
+        self
     }
 
     /// What a call over the rate does.
-    pub fn limit_mode(&self) -> LimitMode {
+    pub fn mode(&self) -> LimitMode {
         self.mode
     }
 

@@ -185,7 +185,7 @@ impl Registry {
         self.rate_limits.names()
     }
 
-    /// The named rate limits; [`RateLimited::named`](crate::RateLimited::named)
+    /// The named rate limits; [`RateLimited::named`]
     /// states what makes two requests for a name compatible.
     pub(crate) fn rate_limits(&self) -> &NameMap<Gcra> {
         &self.rate_limits

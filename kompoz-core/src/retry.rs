@@ -9,7 +9,81 @@ use crate::{Clock, Combinator, ConfigError};
 mod backoff;
 
 pub use backoff::Jitter;
-use backoff::{Backoff, SplitMix};
+use backoff::{Backoff as Delays, SplitMix};
+
+/// How long a [`Retry`] waits between attempts: a validated value.
+///
+/// Delays are computed in whole nanoseconds and saturate, so they never
+/// overflow however many attempts run. Durations beyond `u64::MAX`
+/// nanoseconds (about 584 years) count as that much.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{Backoff, ConfigError};
+///
+/// let backoff = Backoff::exponential(Duration::from_millis(100), 2.0, Duration::from_secs(10))?;
+/// # let _ = backoff;
+///
+/// let err = Backoff::exponential(Duration::from_millis(100), 0.5, Duration::from_secs(10)).unwrap_err();
+/// assert_eq!(err.parameter(), "factor");
+/// # Ok::<(), ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff(Delays);
+
+impl Backoff {
+    /// No wait between attempts (the default, as kompoz's `backoff=0`).
+    pub const NONE: Backoff = Backoff(Delays::Fixed(0));
+
+    /// The same `delay` after every failure.
+    pub fn fixed(delay: Duration) -> Self {
+        Backoff(Delays::Fixed(duration_to_nanos(delay)))
+    }
+
+    /// `base` after the first failure, then `factor` times the previous
+    /// delay after each further one, never more than `max_delay`:
+    /// `base, base·factor, base·factor², …, max_delay, max_delay, …`.
+    /// kompoz's `exponential=True` is `factor = 2.0` with no cap.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming `factor` if it is below 1 or not
+    /// finite, or `max_delay` if it is below `base`.
+    pub fn exponential(
+        base: Duration,
+        factor: f64,
+        max_delay: Duration,
+    ) -> Result<Self, ConfigError> {
+        // Written so that NaN fails too.
+        if !(factor >= 1.0 && factor.is_finite()) {
+            return Err(ConfigError::invalid(
+                "factor",
+                factor,
+                "a finite number of at least 1",
+            ));
+        }
+        if max_delay < base {
+            return Err(ConfigError::invalid(
+                "max_delay",
+                max_delay,
+                "at least the base delay",
+            ));
+        }
+        Ok(Backoff(Delays::Exponential {
+            base: duration_to_nanos(base),
+            factor,
+            max: duration_to_nanos(max_delay),
+        }))
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::NONE
+    }
+}
 
 /// Re-runs an inner combinator while it fails, waiting between attempts.
 ///
@@ -20,13 +94,14 @@ use backoff::{Backoff, SplitMix};
 /// the [`Clock`], so under [`ManualClock`](crate::ManualClock) tests see the
 /// exact delays.
 ///
-/// - Delays: none by default (kompoz's `backoff=0`), [`fixed`](Self::fixed),
-///   or [`exponential`](Self::exponential) from a base by a factor, capped.
+/// - Delays ([`backoff`](Self::backoff)): none by default (kompoz's
+///   `backoff=0`), [`Backoff::fixed`] ([`fixed`](Self::fixed) for short), or
+///   [`Backoff::exponential`] from a base by a factor, capped.
 ///   The arithmetic saturates: no attempt number makes a delay overflow, wrap
 ///   or turn negative.
 /// - [`jitter`](Self::jitter): [`Jitter::Full`] (a uniform delay in
 ///   `[0, delay]`) or kompoz's [`Jitter::Additive`], from a small seeded
-///   generator ([`seed`](Self::seed) makes it reproducible).
+///   generator ([`jitter_seed`](Self::jitter_seed) makes it reproducible).
 /// - [`on_retry`](Self::on_retry)`(attempt, delay)`: kompoz's observability
 ///   hook, called after failed attempt `attempt` (counted from 1) and before
 ///   the wait of `delay` that precedes the next attempt.
@@ -48,15 +123,15 @@ use backoff::{Backoff, SplitMix};
 /// use core::time::Duration;
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// use futures::FutureExt;
-/// use kompoz_core::{rule, Clock, ManualClock, Retry};
+/// use kompoz_core::{rule, Backoff, Clock, ClockExt, ManualClock};
 ///
 /// let clock = ManualClock::new();
 /// let calls = AtomicU32::new(0);
 /// // Fails twice, then passes.
 /// let flaky = rule(async |_: &()| calls.fetch_add(1, Ordering::SeqCst) >= 2);
 ///
-/// let fetch = Retry::new(flaky, 5, clock.clone())?
-///     .exponential(Duration::from_millis(100), 2.0, Duration::from_secs(1))?
+/// let fetch = clock.retry(flaky, 5)?
+///     .backoff(Backoff::exponential(Duration::from_millis(100), 2.0, Duration::from_secs(1))?)
 ///     .on_retry(|attempt, delay| println!("attempt {attempt} failed, retrying in {delay:?}"));
 ///
 /// let mut run = pin!(fetch.run_with_info(()));
@@ -75,7 +150,7 @@ use backoff::{Backoff, SplitMix};
 pub struct Retry<A, K, H = (), S = ()> {
     inner: A,
     max_attempts: u32,
-    backoff: Backoff,
+    backoff: Delays,
     jitter: Jitter,
     rng: SplitMix,
     clock: K,
@@ -155,7 +230,7 @@ impl<A, K> Retry<A, K> {
         Ok(Retry {
             inner,
             max_attempts,
-            backoff: Backoff::Fixed(0),
+            backoff: Delays::Fixed(0),
             jitter: Jitter::None,
             rng: SplitMix::from_entropy(),
             clock,
@@ -167,55 +242,19 @@ impl<A, K> Retry<A, K> {
 
 impl<A, K, H, S> Retry<A, K, H, S> {
     /// Waits `delay` between attempts (kompoz's `backoff` without
-    /// `exponential`).
-    pub fn fixed(mut self, delay: Duration) -> Self {
-        self.backoff = Backoff::Fixed(duration_to_nanos(delay));
+    /// `exponential`): short for `.backoff(Backoff::fixed(delay))`.
+    pub fn fixed(self, delay: Duration) -> Self {
+        self.backoff(Backoff::fixed(delay))
+    }
+
+    /// How long to wait between attempts (see [`Backoff`]).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff.0;
         self
     }
 
-    /// Waits `base` after the first failure, then `factor` times the previous
-    /// delay after each further one, never more than `max_delay`:
-    /// `base, base·factor, base·factor², …, max_delay, max_delay, …`.
-    /// kompoz's `exponential=True` is `factor = 2.0` with no cap.
-    ///
-    /// Delays are computed in whole nanoseconds and saturate at `max_delay`,
-    /// so they never overflow however many attempts run. Durations beyond
-    /// `u64::MAX` nanoseconds (about 584 years) count as that much.
-    ///
-    /// # Errors
-    ///
-    /// `factor` below 1 or not finite; `max_delay` below `base`.
-    pub fn exponential(
-        mut self,
-        base: Duration,
-        factor: f64,
-        max_delay: Duration,
-    ) -> Result<Self, ConfigError> {
-        // Written so that NaN fails too.
-        if !(factor >= 1.0 && factor.is_finite()) {
-            return Err(ConfigError::invalid(
-                "factor",
-                factor,
-                "a finite number of at least 1",
-            ));
-        }
-        if max_delay < base {
-            return Err(ConfigError::invalid(
-                "max_delay",
-                max_delay,
-                "at least the base delay",
-            ));
-        }
-        self.backoff = Backoff::Exponential {
-            base: duration_to_nanos(base),
-            factor,
-            max: duration_to_nanos(max_delay),
-        };
-        Ok(self)
-    }
-
     /// Randomises each delay (see [`Jitter`]); applied after the cap of
-    /// [`exponential`](Self::exponential).
+    /// [`Backoff::exponential`].
     pub fn jitter(mut self, jitter: Jitter) -> Self {
         self.jitter = jitter;
         self
@@ -227,7 +266,7 @@ impl<A, K, H, S> Retry<A, K, H, S> {
     /// randomness (with `std`) or from a counter (without `std`: pass a seed
     /// from your platform's entropy there). Concurrent calls draw from one
     /// shared sequence.
-    pub fn seed(self, seed: u64) -> Self {
+    pub fn jitter_seed(self, seed: u64) -> Self {
         self.rng.reseed(seed);
         self
     }

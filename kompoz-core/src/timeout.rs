@@ -224,7 +224,7 @@ impl<A, K: Clock, H> Timeout<A, K, H> {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use kompoz_core::{rule, Clock, ManualClock, Timeout, TimeoutOutcome};
+    /// use kompoz_core::{rule, Clock, ManualClock, Timeout, timeout::TimeoutOutcome};
     ///
     /// let clock = ManualClock::new();
     /// let c = clock.clone();

@@ -68,8 +68,7 @@ fn limiter_future_survives_a_shared_peek() {
     ] {
         let l = Limited::new(slow(&clock), 1, clock.clone())
             .unwrap()
-            .mode(mode)
-            .unwrap();
+            .with_mode(mode);
         let busy = l.pool().try_acquire().unwrap();
         let waiter = async {
             let (out, ()) = futures::join!(l.run(1), async {

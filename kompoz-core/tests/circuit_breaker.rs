@@ -12,8 +12,8 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::task::noop_waker;
 use kompoz_core::{
-    Breaker, BreakerEvent, CircuitBreaker, CircuitBreakerBuilder, CircuitState, Clock, Combinator,
-    ConfigError, Instant, ManualClock, SlidingWindow,
+    Breaker, CircuitBreaker, CircuitBreakerBuilder, CircuitState, Clock, Combinator, ConfigError,
+    Instant, ManualClock, SlidingWindow, circuit_breaker::BreakerEvent,
 };
 
 // ---------------------------------------------------------------- harness
@@ -782,7 +782,7 @@ fn jitter_spreads_open_periods_reproducibly() {
         let protected = builder(&service)
             .failure_threshold(1)
             .recovery_timeout(secs(100))
-            .jitter(0.2)
+            .jitter_fraction(0.2)
             .jitter_seed(seed)
             .build()
             .unwrap();
@@ -809,7 +809,7 @@ fn jitter_stays_under_the_backoff_cap() {
         .failure_threshold(1)
         .recovery_timeout(secs(10))
         .backoff(10.0, secs(20))
-        .jitter(1.0)
+        .jitter_fraction(1.0)
         .jitter_seed(3)
         .build()
         .unwrap();
@@ -1247,7 +1247,11 @@ fn bad_configuration_is_refused_naming_the_parameter_and_value() {
             "backoff_max",
             "10s",
         ),
-        (refused(builder(&s).jitter(1.5)), "jitter", "1.5"),
+        (
+            refused(builder(&s).jitter_fraction(1.5)),
+            "jitter_fraction",
+            "1.5",
+        ),
     ];
     for (err, parameter, value) in cases {
         assert_eq!(err.parameter(), parameter, "{err}");

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use kompoz_core::{
-    Clock, Combinator, ConfigError, LimitMode, LimitOutcome, Limited, ManualClock, Registry,
-    Semaphore, SemaphorePermit, rule,
+    Clock, Combinator, ConfigError, LimitMode, Limited, ManualClock, Registry, Semaphore,
+    limiter::LimitOutcome, limiter::SemaphorePermit, rule,
 };
 
 /// A waker that counts its wake-ups.
@@ -185,7 +185,7 @@ impl Rng {
 
 enum Task<'a> {
     Waiting {
-        fut: kompoz_core::Acquire<'a>,
+        fut: kompoz_core::limiter::Acquire<'a>,
         queued_at: u64,
     },
     Holding(#[allow(dead_code)] SemaphorePermit<'a>),
@@ -374,7 +374,7 @@ fn reject_when_full_rejects_without_running_the_inner_combinator() {
     let limiter = Limited::new(pending_rule(runs.clone()), 1, ManualClock::new())
         .unwrap()
         .reject_when_full();
-    assert_eq!(limiter.limit_mode(), LimitMode::Reject);
+    assert_eq!(limiter.mode(), LimitMode::Reject);
     let mut running = Box::pin(limiter.run(1));
     assert!(poll_once(&mut running).is_pending());
     for n in 2..5 {
@@ -425,8 +425,7 @@ fn bounded_wait_rejects_after_the_bound_and_leaves_the_queue() {
     let runs = Arc::new(AtomicUsize::new(0));
     let limiter = Limited::new(pending_rule(runs.clone()), 1, clock.clone())
         .unwrap()
-        .wait_at_most(Duration::from_secs(2))
-        .unwrap();
+        .wait_at_most(Duration::from_secs(2));
     let mut holder = Box::pin(limiter.run(0));
     assert!(poll_once(&mut holder).is_pending());
     // Held at once: no timer was armed for the holder.
@@ -471,12 +470,20 @@ fn bad_limiter_configuration_is_refused_with_the_parameter_and_value() {
         err.to_string(),
         "invalid `max_concurrent`: 0 (expected at least 1 and at most usize::MAX / 2)"
     );
-    let err = Limited::new(r(), 1, ManualClock::new())
+    // Waiting at most no time is rejecting when full, and says so.
+    let limiter = Limited::new(r(), 1, ManualClock::new())
         .unwrap()
-        .wait_at_most(Duration::ZERO)
-        .unwrap_err();
-    assert_eq!(err.parameter(), "wait_at_most");
-    assert!(err.to_string().contains("0ns"), "{err}");
+        .wait_at_most(Duration::ZERO);
+    assert_eq!(limiter.mode(), LimitMode::Reject);
+    let limiter = limiter.with_mode(LimitMode::WaitAtMost(Duration::ZERO));
+    assert_eq!(limiter.mode(), LimitMode::Reject);
+    futures::executor::block_on(async {
+        let _busy = limiter.pool().acquire().await;
+        assert_eq!(
+            limiter.run_with_outcome(1).await,
+            (LimitOutcome::Rejected, 1)
+        );
+    });
 
     let registry = Registry::new();
     let err = Limited::named(r(), 3, "", &registry, ManualClock::new()).unwrap_err();

@@ -24,8 +24,8 @@ use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
 use kompoz_core::{
-    CircuitBreaker, CircuitState, Clock, Combinator, Instant, LimitOutcome, RateLimit, RateLimited,
-    Registry, Semaphore,
+    CircuitBreaker, CircuitState, Clock, Combinator, Instant, RateLimit, RateLimited, Registry,
+    Semaphore, limiter::LimitOutcome,
 };
 use loom::sync::Notify;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -584,7 +584,7 @@ fn rate_limit_word_admits_exactly_the_burst() {
     for burst in [1u32, 2] {
         loom::model(move || {
             let clock = FrozenClock::default();
-            let limit = RateLimit::per_second(1).unwrap().burst(burst).unwrap();
+            let limit = RateLimit::with_burst(1, Duration::from_secs(1), burst).unwrap();
             let inner = Inner::new(false);
             let l = Arc::new(RateLimited::new(inner, limit, clock).reject_when_full());
             let l2 = Arc::clone(&l);

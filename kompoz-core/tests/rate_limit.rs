@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use kompoz_core::{
-    Clock, Combinator, ConfigError, Instant, LimitMode, LimitOutcome, ManualClock, RateLimit,
-    RateLimited, Registry, rule,
+    Clock, Combinator, ConfigError, Instant, LimitMode, ManualClock, RateLimit, RateLimited,
+    Registry, limiter::LimitOutcome, rule,
 };
 
 fn poll_once<F: Future>(fut: &mut std::pin::Pin<Box<F>>) -> Poll<F::Output> {
@@ -60,7 +60,7 @@ fn n_calls_per_period_and_the_next_waits_exactly_for_its_slot() {
 fn burst_lets_calls_through_at_once_then_refills_one_interval_at_a_time() {
     let clock = ManualClock::new();
     let (inner, starts) = recording(&clock);
-    let limit = RateLimit::per_second(10).unwrap().burst(5).unwrap();
+    let limit = RateLimit::with_burst(10, Duration::from_secs(1), 5).unwrap();
     let limited = RateLimited::new(inner, limit, clock.clone());
     clock.block_on(join_all((0..7).map(|i| limited.run(i))));
     assert_eq!(*starts.borrow(), at_ms(&[0, 0, 0, 0, 0, 100, 200]));
@@ -79,9 +79,9 @@ fn burst_lets_calls_through_at_once_then_refills_one_interval_at_a_time() {
 fn reject_mode_turns_away_calls_over_the_rate_without_running_them() {
     let clock = ManualClock::new();
     let (inner, starts) = recording(&clock);
-    let limit = RateLimit::per_second(1).unwrap().burst(3).unwrap();
+    let limit = RateLimit::with_burst(1, Duration::from_secs(1), 3).unwrap();
     let limited = RateLimited::new(inner, limit, clock.clone()).reject_when_full();
-    assert_eq!(limited.limit_mode(), LimitMode::Reject);
+    assert_eq!(limited.mode(), LimitMode::Reject);
     let outcomes = clock.block_on(join_all((0..4).map(|i| limited.run_with_outcome(i))));
     assert_eq!(
         outcomes,
@@ -117,9 +117,7 @@ fn wait_at_most_waits_only_for_a_slot_within_the_bound() {
     let clock = ManualClock::new();
     let (inner, starts) = recording(&clock);
     let limit = RateLimit::per_second(1).unwrap();
-    let short = RateLimited::new(inner, limit, clock.clone())
-        .wait_at_most(ms(500))
-        .unwrap();
+    let short = RateLimited::new(inner, limit, clock.clone()).wait_at_most(ms(500));
     assert!(clock.block_on(short.run(0)).0);
     // The next slot is 1 s away: rejected at once, not after 500 ms in vain.
     assert_eq!(
@@ -142,7 +140,7 @@ fn wait_at_most_waits_only_for_a_slot_within_the_bound() {
 fn a_shared_name_shares_the_budget() {
     let registry = Registry::new();
     let clock = ManualClock::new();
-    let limit = RateLimit::per_second(2).unwrap().burst(2).unwrap();
+    let limit = RateLimit::with_burst(2, Duration::from_secs(1), 2).unwrap();
     let (a_inner, a_starts) = recording(&clock);
     let (b_inner, b_starts) = recording(&clock);
     let a = RateLimited::named(a_inner, limit, "api", &registry, clock.clone())
@@ -202,7 +200,7 @@ fn a_name_in_use_with_another_limit_or_clock_is_refused() {
     assert_eq!(err.parameter(), "period");
     let err = RateLimited::named(
         inner(),
-        limit.burst(3).unwrap(),
+        RateLimit::with_burst(limit.rate(), limit.period(), 3).unwrap(),
         "api",
         &registry,
         clock.clone(),
@@ -398,7 +396,7 @@ fn bad_configuration_is_refused_with_parameter_and_value() {
     let err = RateLimit::new(5, Duration::ZERO).unwrap_err();
     assert_eq!(err.parameter(), "period");
     assert!(err.to_string().contains("0ns"), "{err}");
-    let err = RateLimit::per_second(5).unwrap().burst(0).unwrap_err();
+    let err = RateLimit::with_burst(5, Duration::from_secs(1), 0).unwrap_err();
     assert_eq!(err.to_string(), "invalid `burst`: 0 (expected at least 1)");
     let err = RateLimit::new(3, Duration::from_nanos(2)).unwrap_err();
     assert_eq!(err.parameter(), "rate");
@@ -409,13 +407,17 @@ fn bad_configuration_is_refused_with_parameter_and_value() {
         RateLimit::per_minute(1).unwrap(),
         ManualClock::new(),
     );
-    assert_eq!(
-        limited
-            .wait_at_most(Duration::ZERO)
-            .unwrap_err()
-            .parameter(),
-        "wait_at_most"
-    );
+    // Waiting at most no time is rejecting at once.
+    let limited = limited.wait_at_most(Duration::ZERO);
+    assert_eq!(limited.mode(), LimitMode::Reject);
+    futures::executor::block_on(async {
+        assert!(limited.run(()).await.0);
+        assert!(
+            !limited.run(()).await.0,
+            "over the rate: rejected, not queued"
+        );
+    });
+    assert_eq!(limited.rejected(), 1);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::task::{Context, Waker};
 use std::time::Duration;
 
 use kompoz_core::{
-    Clock, Combinator, ConfigError, Instant, Jitter, ManualClock, Retry, rule, transform,
+    Backoff, Clock, Combinator, ConfigError, Instant, Jitter, ManualClock, Retry, rule, transform,
 };
 
 fn ms(n: u64) -> Duration {
@@ -78,8 +78,7 @@ fn exponential_delay_sequence_is_capped() {
     let (log, hook) = hook_log();
     let r = Retry::new(inner, 7, clock.clone())
         .unwrap()
-        .exponential(ms(100), 2.0, ms(1000))
-        .unwrap()
+        .backoff(Backoff::exponential(ms(100), 2.0, ms(1000)).unwrap())
         .on_retry(hook);
     assert!(!clock.block_on(r.run(0)).0);
     let delays: Vec<Duration> = log.borrow().iter().map(|&(_, d)| d).collect();
@@ -98,8 +97,7 @@ fn exponential_with_a_fractional_factor() {
     let (log, hook) = hook_log();
     let r = Retry::new(inner, 5, clock.clone())
         .unwrap()
-        .exponential(ms(100), 1.5, ms(300))
-        .unwrap()
+        .backoff(Backoff::exponential(ms(100), 1.5, ms(300)).unwrap())
         .on_retry(hook);
     clock.block_on(r.run(0));
     let delays: Vec<Duration> = log.borrow().iter().map(|&(_, d)| d).collect();
@@ -234,8 +232,9 @@ fn many_attempts_never_overflow_a_delay() {
     let (log, hook) = hook_log();
     let r = Retry::new(inner, 1000, clock.clone())
         .unwrap()
-        .exponential(Duration::from_nanos(1), 10.0, Duration::from_secs(3600))
-        .unwrap()
+        .backoff(
+            Backoff::exponential(Duration::from_nanos(1), 10.0, Duration::from_secs(3600)).unwrap(),
+        )
         .on_retry(hook);
     clock.block_on(r.run(0));
     let log = log.borrow();
@@ -249,8 +248,7 @@ fn many_attempts_never_overflow_a_delay() {
     let (log, hook) = hook_log();
     let r = Retry::new(inner, 200, clock.clone())
         .unwrap()
-        .exponential(Duration::from_secs(1), f64::MAX, Duration::MAX)
-        .unwrap()
+        .backoff(Backoff::exponential(Duration::from_secs(1), f64::MAX, Duration::MAX).unwrap())
         .on_retry(hook);
     clock.block_on(r.run(0));
     let log = log.borrow();
@@ -270,10 +268,9 @@ fn full_jitter_is_bounded_and_reproducible_with_a_seed() {
         let (log, hook) = hook_log();
         let r = Retry::new(inner, 30, clock.clone())
             .unwrap()
-            .exponential(ms(100), 2.0, ms(2000))
-            .unwrap()
+            .backoff(Backoff::exponential(ms(100), 2.0, ms(2000)).unwrap())
             .jitter(Jitter::Full)
-            .seed(seed)
+            .jitter_seed(seed)
             .on_retry(hook);
         clock.block_on(r.run(0));
         let total = clock.now().as_duration();
@@ -308,7 +305,7 @@ fn additive_jitter_adds_up_to_its_bound() {
         .unwrap()
         .fixed(ms(100))
         .jitter(Jitter::Additive(ms(10)))
-        .seed(1)
+        .jitter_seed(1)
         .on_retry(hook);
     clock.block_on(r.run(0));
     let log = log.borrow();
@@ -328,21 +325,20 @@ fn bad_configuration_is_refused_with_parameter_and_value() {
         "invalid `max_attempts`: 0 (expected at least 1)"
     );
 
-    let base = Retry::new(inner(), 3, clock.clone()).unwrap();
-    let err = base.exponential(ms(10), 0.5, ms(100)).unwrap_err();
+    let err = Backoff::exponential(ms(10), 0.5, ms(100)).unwrap_err();
     assert_eq!(err.parameter(), "factor");
     assert!(err.to_string().contains("0.5"), "{err}");
 
     for bad in [f64::NAN, f64::INFINITY, -2.0] {
-        let r = Retry::new(inner(), 3, clock.clone()).unwrap();
         assert_eq!(
-            r.exponential(ms(10), bad, ms(100)).unwrap_err().parameter(),
+            Backoff::exponential(ms(10), bad, ms(100))
+                .unwrap_err()
+                .parameter(),
             "factor"
         );
     }
 
-    let r = Retry::new(inner(), 3, clock.clone()).unwrap();
-    let err = r.exponential(ms(100), 2.0, ms(50)).unwrap_err();
+    let err = Backoff::exponential(ms(100), 2.0, ms(50)).unwrap_err();
     assert!(
         matches!(
             &err,
@@ -352,8 +348,7 @@ fn bad_configuration_is_refused_with_parameter_and_value() {
     );
 
     // A factor of exactly 1 and max == base are fine (a constant delay).
-    let r = Retry::new(inner(), 3, clock.clone()).unwrap();
-    assert!(r.exponential(ms(100), 1.0, ms(100)).is_ok());
+    assert!(Backoff::exponential(ms(100), 1.0, ms(100)).is_ok());
 }
 
 #[test]
@@ -362,8 +357,7 @@ fn a_retry_over_send_parts_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>(_: &T) {}
     let r = Retry::new(rule(async |n: &u32| *n > 0), 3, ManualClock::new())
         .unwrap()
-        .exponential(ms(1), 2.0, ms(10))
-        .unwrap()
+        .backoff(Backoff::exponential(ms(1), 2.0, ms(10)).unwrap())
         .on_retry(|_, _| {})
         .stop_if(|_: &u32| false);
     assert_send_sync(&r);

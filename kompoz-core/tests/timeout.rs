@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use kompoz_core::{
-    Clock, Combinator, Instant, Limited, ManualClock, ManualSleep, Timeout, TimeoutOutcome, rule,
-    transform,
+    Clock, Combinator, Instant, Limited, ManualClock, Timeout, clock::ManualSleep, rule,
+    timeout::TimeoutOutcome, transform,
 };
 
 /// A `ManualClock` that counts how often it is read and asked for a timer.

@@ -1,9 +1,11 @@
 //! # kompoz-smol
 //!
 //! [`kompoz-core`](kompoz_core)'s combinators with smol's timer
-//! ([`async_io::Timer`]) plugged in. `use kompoz_smol::*;` gives the whole API:
-//! the algebra, the types, and the time-taking constructors (`with_timeout`,
-//! `circuit_breaker`, …) already running on [`SmolClock`].
+//! ([`async_io::Timer`]) plugged in. `use kompoz_smol::prelude::*;` brings
+//! what an application needs (the traits, the leaves, the configuration
+//! values, and the time-taking constructors `with_timeout`,
+//! `circuit_breaker`, … on [`SmolClock`], each the [`ClockExt`] method of
+//! the same name); the whole core API is at this crate's root.
 //!
 //! The timer is `async-io`'s, so it works under `smol`, `async-executor`, and
 //! any executor that runs alongside `async-io`'s reactor. For other runtimes
@@ -70,6 +72,22 @@ impl Clock for SmolClock {
     }
 }
 
+/// The names an application needs, for a glob import:
+/// `use kompoz_smol::prelude::*;`.
+///
+/// [`kompoz_core::prelude`] (the traits, leaves, composition functions and
+/// configuration values), [`SmolClock`], and the constructors on it. Nothing in it
+/// is named like an item of smol (no `Instant`, `Timeout`, `Semaphore`,
+/// `timeout`, `sleep`), so it sits beside smol's own glob imports; the
+/// combinator types and the rest of the API are at this crate's root.
+pub mod prelude {
+    pub use crate::{
+        SmolClock, circuit_breaker, limited, limited_named, limited_named_in, rate_limited,
+        rate_limited_named, rate_limited_named_in, retry, shared_breaker, with_timeout,
+    };
+    pub use kompoz_core::prelude::*;
+}
+
 // The reference's constructors, each a forward to the `ClockExt` method of
 // the same name with this crate's clock.
 /// Wraps `inner` so that a call that has not finished within `timeout` is
@@ -78,12 +96,12 @@ impl Clock for SmolClock {
 ///
 /// Set a hook for timed-out contexts with
 /// [`.on_timeout(handle_timeout)`](crate::Timeout::on_timeout); see
-/// [`Timeout`](crate::Timeout) for the semantics and per-call outcomes. The
+/// [`Timeout`] for the semantics and per-call outcomes. The
 /// clock-generic form is [`ClockExt::with_timeout`].
 ///
 /// # Errors
 ///
-/// [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming `timeout` if
+/// [`ConfigError::Invalid`] naming `timeout` if
 /// it is zero.
 pub fn with_timeout<A>(inner: A, timeout: Duration) -> Result<Timeout<A, SmolClock>, ConfigError> {
     SmolClock.with_timeout(inner, timeout)
@@ -93,13 +111,13 @@ pub fn with_timeout<A>(inner: A, timeout: Duration) -> Result<Timeout<A, SmolClo
 /// waiting in arrival order (kompoz's `limited`), on [`SmolClock`].
 ///
 /// Bulkhead modes: [`.reject_when_full()`](crate::Limited::reject_when_full),
-/// [`.wait_at_most(bound)?`](crate::Limited::wait_at_most). See
-/// [`Limited`](crate::Limited). The clock-generic form is
+/// [`.wait_at_most(bound)`](crate::Limited::wait_at_most). See
+/// [`Limited`]. The clock-generic form is
 /// [`ClockExt::limited`].
 ///
 /// # Errors
 ///
-/// [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming
+/// [`ConfigError::Invalid`] naming
 /// `max_concurrent` if it is zero.
 pub fn limited<A>(inner: A, max_concurrent: usize) -> Result<Limited<A, SmolClock>, ConfigError> {
     SmolClock.limited(inner, max_concurrent)
@@ -113,7 +131,7 @@ pub fn limited<A>(inner: A, max_concurrent: usize) -> Result<Limited<A, SmolCloc
 /// # Errors
 ///
 /// A zero `max_concurrent`, an empty `name`, or a name in use with another
-/// capacity ([`ConfigError::NameConflict`](crate::ConfigError::NameConflict)).
+/// capacity ([`ConfigError::NameConflict`]).
 pub fn limited_named<A>(
     inner: A,
     max_concurrent: usize,
@@ -142,14 +160,14 @@ pub fn limited_named_in<A>(
 ///
 /// Returns a builder with the reference's defaults (5 consecutive failures
 /// open the circuit, 30 s later one probe is let through); finish with
-/// `.build()?`. See [`CircuitBreaker`](crate::CircuitBreaker) for the policies.
+/// `.build()?`. See [`CircuitBreaker`] for the policies.
 /// The clock-generic form is [`ClockExt::circuit_breaker`].
 pub fn circuit_breaker<I>(inner: I) -> CircuitBreakerBuilder<I, SmolClock> {
     SmolClock.circuit_breaker(inner)
 }
 
 /// A circuit breaker on [`SmolClock`] that several combinators share, each
-/// guarded with [`Breaker::guard`](crate::Breaker::guard); finish with
+/// guarded with [`Breaker::guard`]; finish with
 /// `.build()?`. See [`ClockExt::shared_breaker`].
 pub fn shared_breaker() -> BreakerBuilder<SmolClock> {
     SmolClock.shared_breaker()
@@ -157,11 +175,11 @@ pub fn shared_breaker() -> BreakerBuilder<SmolClock> {
 
 /// Retries `inner` up to `max_attempts` runs in all while it fails
 /// (kompoz's `AsyncRetry`), waiting on [`SmolClock`] between attempts. See
-/// [`Retry`](crate::Retry) and [`ClockExt::retry`].
+/// [`Retry`] and [`ClockExt::retry`].
 ///
 /// # Errors
 ///
-/// [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming
+/// [`ConfigError::Invalid`] naming
 /// `max_attempts` if it is zero.
 pub fn retry<A>(inner: A, max_attempts: u32) -> Result<Retry<A, SmolClock>, ConfigError> {
     SmolClock.retry(inner, max_attempts)
@@ -169,7 +187,7 @@ pub fn retry<A>(inner: A, max_attempts: u32) -> Result<Retry<A, SmolClock>, Conf
 
 /// Lets calls into `inner` at most at `limit`'s rate, on [`SmolClock`]; by
 /// default a call over the rate waits for its slot. See
-/// [`RateLimited`](crate::RateLimited) and [`ClockExt::rate_limited`].
+/// [`RateLimited`] and [`ClockExt::rate_limited`].
 pub fn rate_limited<A>(inner: A, limit: RateLimit) -> RateLimited<A, SmolClock> {
     SmolClock.rate_limited(inner, limit)
 }
@@ -181,7 +199,7 @@ pub fn rate_limited<A>(inner: A, limit: RateLimit) -> RateLimited<A, SmolClock> 
 /// # Errors
 ///
 /// An empty `name`, or a name in use with another limit
-/// ([`ConfigError::NameConflict`](crate::ConfigError::NameConflict)).
+/// ([`ConfigError::NameConflict`]).
 pub fn rate_limited_named<A>(
     inner: A,
     limit: RateLimit,

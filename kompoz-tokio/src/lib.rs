@@ -1,9 +1,16 @@
 //! # kompoz-tokio
 //!
 //! [`kompoz-core`](kompoz_core)'s combinators with tokio's timer plugged in.
-//! `use kompoz_tokio::*;` gives the whole API: the algebra, the types, and the
-//! time-taking constructors (`with_timeout`, `circuit_breaker`, …) already
-//! running on [`TokioClock`].
+//! `use kompoz_tokio::prelude::*;` brings what an application needs (the
+//! traits, the leaves, the configuration values, and the time-taking
+//! constructors `with_timeout`, `circuit_breaker`, … on [`TokioClock`])
+//! without shadowing tokio's names; the whole core API is at this crate's
+//! root.
+//!
+//! Each constructor is the [`ClockExt`] method of the same name with
+//! [`TokioClock`] plugged in: code meant for every runtime takes a
+//! `K: Clock` and calls `clock.with_timeout(..)`, and its tests pass a
+//! [`ManualClock`].
 //!
 //! [`TokioClock`] follows `tokio::time`, so tests that call
 //! `tokio::time::pause()` (or use `#[tokio::test(start_paused = true)]`) move
@@ -65,6 +72,22 @@ impl Clock for TokioClock {
     }
 }
 
+/// The names an application needs, for a glob import:
+/// `use kompoz_tokio::prelude::*;`.
+///
+/// [`kompoz_core::prelude`] (the traits, leaves, composition functions and
+/// configuration values), [`TokioClock`], and the constructors on it. Nothing in it
+/// is named like an item of tokio (no `Instant`, `Timeout`, `Semaphore`,
+/// `timeout`, `sleep`), so it sits beside tokio's own glob imports; the
+/// combinator types and the rest of the API are at this crate's root.
+pub mod prelude {
+    pub use crate::{
+        TokioClock, circuit_breaker, limited, limited_named, limited_named_in, rate_limited,
+        rate_limited_named, rate_limited_named_in, retry, shared_breaker, with_timeout,
+    };
+    pub use kompoz_core::prelude::*;
+}
+
 // The reference's constructors, each a forward to the `ClockExt` method of
 // the same name with this crate's clock.
 /// Wraps `inner` so that a call that has not finished within `timeout` is
@@ -73,12 +96,12 @@ impl Clock for TokioClock {
 ///
 /// Set a hook for timed-out contexts with
 /// [`.on_timeout(handle_timeout)`](crate::Timeout::on_timeout); see
-/// [`Timeout`](crate::Timeout) for the semantics and per-call outcomes. The
+/// [`Timeout`] for the semantics and per-call outcomes. The
 /// clock-generic form is [`ClockExt::with_timeout`].
 ///
 /// # Errors
 ///
-/// [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming `timeout` if
+/// [`ConfigError::Invalid`] naming `timeout` if
 /// it is zero.
 pub fn with_timeout<A>(inner: A, timeout: Duration) -> Result<Timeout<A, TokioClock>, ConfigError> {
     TokioClock.with_timeout(inner, timeout)
@@ -88,13 +111,13 @@ pub fn with_timeout<A>(inner: A, timeout: Duration) -> Result<Timeout<A, TokioCl
 /// waiting in arrival order (kompoz's `limited`), on [`TokioClock`].
 ///
 /// Bulkhead modes: [`.reject_when_full()`](crate::Limited::reject_when_full),
-/// [`.wait_at_most(bound)?`](crate::Limited::wait_at_most). See
-/// [`Limited`](crate::Limited). The clock-generic form is
+/// [`.wait_at_most(bound)`](crate::Limited::wait_at_most). See
+/// [`Limited`]. The clock-generic form is
 /// [`ClockExt::limited`].
 ///
 /// # Errors
 ///
-/// [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming
+/// [`ConfigError::Invalid`] naming
 /// `max_concurrent` if it is zero.
 pub fn limited<A>(inner: A, max_concurrent: usize) -> Result<Limited<A, TokioClock>, ConfigError> {
     TokioClock.limited(inner, max_concurrent)
@@ -108,7 +131,7 @@ pub fn limited<A>(inner: A, max_concurrent: usize) -> Result<Limited<A, TokioClo
 /// # Errors
 ///
 /// A zero `max_concurrent`, an empty `name`, or a name in use with another
-/// capacity ([`ConfigError::NameConflict`](crate::ConfigError::NameConflict)).
+/// capacity ([`ConfigError::NameConflict`]).
 pub fn limited_named<A>(
     inner: A,
     max_concurrent: usize,
@@ -137,14 +160,14 @@ pub fn limited_named_in<A>(
 ///
 /// Returns a builder with the reference's defaults (5 consecutive failures
 /// open the circuit, 30 s later one probe is let through); finish with
-/// `.build()?`. See [`CircuitBreaker`](crate::CircuitBreaker) for the policies.
+/// `.build()?`. See [`CircuitBreaker`] for the policies.
 /// The clock-generic form is [`ClockExt::circuit_breaker`].
 pub fn circuit_breaker<I>(inner: I) -> CircuitBreakerBuilder<I, TokioClock> {
     TokioClock.circuit_breaker(inner)
 }
 
 /// A circuit breaker on [`TokioClock`] that several combinators share, each
-/// guarded with [`Breaker::guard`](crate::Breaker::guard); finish with
+/// guarded with [`Breaker::guard`]; finish with
 /// `.build()?`. See [`ClockExt::shared_breaker`].
 pub fn shared_breaker() -> BreakerBuilder<TokioClock> {
     TokioClock.shared_breaker()
@@ -152,11 +175,11 @@ pub fn shared_breaker() -> BreakerBuilder<TokioClock> {
 
 /// Retries `inner` up to `max_attempts` runs in all while it fails
 /// (kompoz's `AsyncRetry`), waiting on [`TokioClock`] between attempts. See
-/// [`Retry`](crate::Retry) and [`ClockExt::retry`].
+/// [`Retry`] and [`ClockExt::retry`].
 ///
 /// # Errors
 ///
-/// [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming
+/// [`ConfigError::Invalid`] naming
 /// `max_attempts` if it is zero.
 pub fn retry<A>(inner: A, max_attempts: u32) -> Result<Retry<A, TokioClock>, ConfigError> {
     TokioClock.retry(inner, max_attempts)
@@ -164,7 +187,7 @@ pub fn retry<A>(inner: A, max_attempts: u32) -> Result<Retry<A, TokioClock>, Con
 
 /// Lets calls into `inner` at most at `limit`'s rate, on [`TokioClock`]; by
 /// default a call over the rate waits for its slot. See
-/// [`RateLimited`](crate::RateLimited) and [`ClockExt::rate_limited`].
+/// [`RateLimited`] and [`ClockExt::rate_limited`].
 pub fn rate_limited<A>(inner: A, limit: RateLimit) -> RateLimited<A, TokioClock> {
     TokioClock.rate_limited(inner, limit)
 }
@@ -176,7 +199,7 @@ pub fn rate_limited<A>(inner: A, limit: RateLimit) -> RateLimited<A, TokioClock>
 /// # Errors
 ///
 /// An empty `name`, or a name in use with another limit
-/// ([`ConfigError::NameConflict`](crate::ConfigError::NameConflict)).
+/// ([`ConfigError::NameConflict`]).
 pub fn rate_limited_named<A>(
     inner: A,
     limit: RateLimit,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use kompoz_core::{Clock, Combinator, Rule, rule, rule_args, transform, try_transform};
+use kompoz_core::{Clock, Combinator, leaf::Rule, rule, rule_args, transform, try_transform};
 
 /// A rule with a fixed verdict that counts its runs and yields to the clock
 /// once, so every step really suspends.

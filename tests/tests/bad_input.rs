@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kompoz_core::{
-    Breaker, CircuitBreaker, ConfigError, LimitMode, Limited, ManualClock, RateLimit, RateLimited,
+    Backoff, Breaker, CircuitBreaker, ConfigError, Limited, ManualClock, RateLimit, RateLimited,
     Registry, Retry, Semaphore, SlidingWindow, Timeout, parallel_and, parallel_or, rule,
 };
 
@@ -38,7 +38,7 @@ fn clock() -> ManualClock {
     ManualClock::new()
 }
 
-fn pass() -> kompoz_core::Rule<impl AsyncFn(&u32) -> bool> {
+fn pass() -> kompoz_core::leaf::Rule<impl AsyncFn(&u32) -> bool> {
     rule(async |_: &u32| true)
 }
 
@@ -75,22 +75,16 @@ fn table() -> Vec<Row> {
         let _first = registry.pool("api_pool", 2)?;
         registry.pool("api_pool", 3)
     }));
-    rows.push(row("wait_at_most", Duration::ZERO, || {
-        Limited::new(pass(), 1, clock())?.wait_at_most(Duration::ZERO)
-    }));
-    rows.push(row("wait_at_most", Duration::ZERO, || {
-        Limited::new(pass(), 1, clock())?.mode(LimitMode::WaitAtMost(Duration::ZERO))
-    }));
 
     // --- retry
     rows.push(row("max_attempts", 0u32, || Retry::new(pass(), 0, clock())));
     for factor in [0.0, 0.5, -1.0, NAN, f64::INFINITY, f64::NEG_INFINITY] {
         rows.push(row("factor", factor, move || {
-            Retry::new(pass(), 3, clock())?.exponential(MS, factor, Duration::from_secs(1))
+            Backoff::exponential(MS, factor, Duration::from_secs(1))
         }));
     }
     rows.push(row("max_delay", Duration::from_millis(5), || {
-        Retry::new(pass(), 3, clock())?.exponential(Duration::from_millis(10), 2.0, 5 * MS)
+        Backoff::exponential(Duration::from_millis(10), 2.0, 5 * MS)
     }));
 
     // --- parallel
@@ -114,13 +108,8 @@ fn table() -> Vec<Row> {
     rows.push(row("period", Duration::ZERO, || {
         RateLimit::new(1, Duration::ZERO)
     }));
-    rows.push(row("burst", 0u32, || RateLimit::per_second(1)?.burst(0)));
-    rows.push(row("wait_at_most", Duration::ZERO, || {
-        RateLimited::new(pass(), RateLimit::per_second(1)?, clock()).wait_at_most(Duration::ZERO)
-    }));
-    rows.push(row("wait_at_most", Duration::ZERO, || {
-        RateLimited::new(pass(), RateLimit::per_second(1)?, clock())
-            .mode(LimitMode::WaitAtMost(Duration::ZERO))
+    rows.push(row("burst", 0u32, || {
+        RateLimit::with_burst(1, Duration::from_secs(1), 0)
     }));
     rows.push(row("name", "", || {
         RateLimited::named(
@@ -135,7 +124,9 @@ fn table() -> Vec<Row> {
     let conflicts: [(&'static str, Other); 3] = [
         ("rate", || RateLimit::per_second(2)),
         ("period", || RateLimit::new(1, Duration::from_secs(2))),
-        ("burst", || RateLimit::per_second(1)?.burst(3)),
+        ("burst", || {
+            RateLimit::with_burst(1, Duration::from_secs(1), 3)
+        }),
     ];
     for (parameter, other) in conflicts {
         rows.push(row(parameter, "conflict", move || {
@@ -252,9 +243,9 @@ fn table() -> Vec<Row> {
         b.recovery_timeout(Duration::from_secs(30))
             .backoff(2.0, Duration::from_secs(1))
     });
-    breaker("jitter", &-0.1, |b| b.jitter(-0.1));
-    breaker("jitter", &1.5, |b| b.jitter(1.5));
-    breaker("jitter", &NAN, |b| b.jitter(NAN));
+    breaker("jitter_fraction", &-0.1, |b| b.jitter_fraction(-0.1));
+    breaker("jitter_fraction", &1.5, |b| b.jitter_fraction(1.5));
+    breaker("jitter_fraction", &NAN, |b| b.jitter_fraction(NAN));
 
     // The combinator's own builder forwards to the same validation.
     rows.push(row("failure_threshold", 0u32, || {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::future::join;
 use kompoz_core::{
-    Breaker, CircuitState, Clock, Combinator, LimitMode, Limited, ManualClock, RateLimit,
+    Backoff, Breaker, CircuitState, Clock, Combinator, LimitMode, Limited, ManualClock, RateLimit,
     RateLimited, Registry, Retry, Timeout, parallel_and, parallel_or, rule,
 };
 use kompoz_tests::sweep::{End, Probe, ProbeStats, Script, SweepReport, panics, sweep};
@@ -117,12 +117,7 @@ fn limiter_sweep(name: &str, mode: LimitMode, inner_sleep: Duration) {
             let clock = ManualClock::new();
             let p = probe(&clock, inner_sleep, End::Pass);
             let stats = p.stats();
-            let l = Arc::new(
-                Limited::new(p, 1, clock.clone())
-                    .unwrap()
-                    .mode(mode)
-                    .unwrap(),
-            );
+            let l = Arc::new(Limited::new(p, 1, clock.clone()).unwrap().with_mode(mode));
             let l2 = Arc::clone(&l);
             let fut = async move { join(l2.run(1u32), l2.run(2u32)).await };
             (clock.clone(), (clock, stats, l), fut)
@@ -185,8 +180,7 @@ fn limiter_named_pool_shared() {
             .map(|mode| {
                 Limited::named(p.clone(), 2, "db", &registry, clock.clone())
                     .unwrap()
-                    .mode(mode)
-                    .unwrap()
+                    .with_mode(mode)
             })
             .collect();
             let ls = Arc::new(ls);
@@ -220,10 +214,7 @@ fn limiter_inner_panics() {
             let clock = ManualClock::new();
             let p = Probe::constant(clock.clone(), Script::new(yields, MS, End::Panic));
             let stats = p.stats();
-            let l = Limited::new(p, 1, clock.clone())
-                .unwrap()
-                .mode(mode)
-                .unwrap();
+            let l = Limited::new(p, 1, clock.clone()).unwrap().with_mode(mode);
             assert!(panics(&clock, l.run(())));
             quiet(&clock, &stats);
             assert_eq!(
@@ -297,8 +288,7 @@ fn retry_exponential_all_fail() {
             let retry = Arc::new(
                 Retry::new(p, 4, clock.clone())
                     .unwrap()
-                    .exponential(MS, 2.0, 5 * MS)
-                    .unwrap(),
+                    .backoff(Backoff::exponential(MS, 2.0, 5 * MS).unwrap()),
             );
             let r2 = Arc::clone(&retry);
             let fut = async move {
@@ -623,11 +613,7 @@ fn rate_limit_modes() {
                 let p = probe(&clock, MS, End::Pass);
                 let stats = p.stats();
                 let limit = RateLimit::new(1, 10 * MS).unwrap();
-                let l = Arc::new(
-                    RateLimited::new(p, limit, clock.clone())
-                        .mode(mode)
-                        .unwrap(),
-                );
+                let l = Arc::new(RateLimited::new(p, limit, clock.clone()).with_mode(mode));
                 let l2 = Arc::clone(&l);
                 let fut = async move {
                     futures::future::join3(l2.run(1u32), l2.run(2u32), l2.run(3u32)).await

@@ -20,7 +20,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use kompoz_core::{
-    Breaker, CircuitBreaker, CircuitState, ClockExt, Combinator, ManualClock, NotOk, SlidingWindow,
+    Breaker, CircuitBreaker, CircuitState, ClockExt, Combinator, ManualClock, SlidingWindow,
+    circuit_breaker::NotOk,
 };
 use kompoz_tests::sweep::{SCRIPTED, quiet_scripted_panics};
 use proptest::prelude::*;

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use kompoz_core::{Combinator, LimitOutcome, Limited, ManualClock, Semaphore};
+use kompoz_core::{Combinator, Limited, ManualClock, Semaphore, limiter::LimitOutcome};
 use kompoz_tests::sweep::{SCRIPTED, quiet_scripted_panics};
 use proptest::prelude::*;
 

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::future::{Either, join_all, select};
-use kompoz_core::{Clock, ClockExt, Combinator, Instant, LimitOutcome, RateLimit, Registry, rule};
+use kompoz_core::{
+    Clock, ClockExt, Combinator, Instant, RateLimit, Registry, limiter::LimitOutcome, rule,
+};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -30,7 +32,7 @@ fn recording<K: Clock>(clock: &K) -> (impl Combinator<u32> + use<K>, Arc<Mutex<V
 
 async fn n_calls_pass_and_the_next_is_rejected<K: Clock>(clock: K) {
     let (inner, starts) = recording(&clock);
-    let limit = RateLimit::per_minute(3).unwrap().burst(3).unwrap();
+    let limit = RateLimit::with_burst(3, Duration::from_secs(60), 3).unwrap();
     let limited = clock.rate_limited(inner, limit).reject_when_full();
     let outcomes = join_all((0..4).map(|i| limited.run_with_outcome(i))).await;
     let ran = outcomes
@@ -73,8 +75,7 @@ async fn wait_at_most_rejects_a_far_slot_at_once<K: Clock>(clock: K) {
     let (inner, starts) = recording(&clock);
     let limited = clock
         .rate_limited(inner, RateLimit::per_minute(1).unwrap())
-        .wait_at_most(ms(20))
-        .unwrap();
+        .wait_at_most(ms(20));
     assert_eq!(limited.run(1).await, (true, 1));
     // The next slot is a minute away: rejected without waiting for it.
     assert_eq!(
@@ -86,7 +87,7 @@ async fn wait_at_most_rejects_a_far_slot_at_once<K: Clock>(clock: K) {
 
 async fn a_shared_name_shares_the_budget<K: Clock + Send + Sync + 'static>(clock: K) {
     let registry = Registry::new();
-    let limit = RateLimit::per_minute(2).unwrap().burst(2).unwrap();
+    let limit = RateLimit::with_burst(2, Duration::from_secs(60), 2).unwrap();
     let calls = Arc::new(AtomicU32::new(0));
     let make = || {
         let c = Arc::clone(&calls);
@@ -133,9 +134,7 @@ async fn bad_configuration_is_refused<K: Clock>(_clock: K) {
         "period"
     );
     assert_eq!(
-        RateLimit::per_second(1)
-            .unwrap()
-            .burst(0)
+        RateLimit::with_burst(1, Duration::from_secs(1), 0)
             .unwrap_err()
             .to_string(),
         "invalid `burst`: 0 (expected at least 1)"
@@ -249,10 +248,7 @@ async fn racing_threads_never_exceed_the_budget() {
         a.fetch_add(1, Ordering::SeqCst);
         true
     });
-    let limit = RateLimit::new(100, Duration::from_secs(3600))
-        .unwrap()
-        .burst(100)
-        .unwrap();
+    let limit = RateLimit::with_burst(100, Duration::from_secs(3600), 100).unwrap();
     let limited = Arc::new(kompoz_tokio::rate_limited(inner, limit).reject_when_full());
     let tasks: Vec<_> = (0..8)
         .map(|_| {

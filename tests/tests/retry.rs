@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::{Either, select};
-use kompoz_core::{Clock, ClockExt, Combinator, Jitter, rule, transform};
+use kompoz_core::{Backoff, Clock, ClockExt, Combinator, Jitter, rule, transform};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -58,8 +58,7 @@ async fn exponential_delays_double_up_to_the_cap<K: Clock>(clock: K) {
     let r = clock
         .retry(inner, 6)
         .unwrap()
-        .exponential(ms(5), 2.0, ms(20))
-        .unwrap()
+        .backoff(Backoff::exponential(ms(5), 2.0, ms(20)).unwrap())
         .on_retry(hook);
     let start = clock.now();
     assert_eq!(r.run(1).await, (false, 1));
@@ -119,10 +118,9 @@ async fn seeded_jitter_is_reproducible_and_bounded<K: Clock>(clock: K) {
         let r = clock
             .retry(inner, 6)
             .unwrap()
-            .exponential(ms(2), 2.0, ms(8))
-            .unwrap()
+            .backoff(Backoff::exponential(ms(2), 2.0, ms(8)).unwrap())
             .jitter(Jitter::Full)
-            .seed(99)
+            .jitter_seed(99)
             .on_retry(hook);
         r.run(0).await;
         let delays: Vec<_> = log.lock().unwrap().iter().map(|&(_, d)| d).collect();
@@ -177,8 +175,7 @@ async fn tokio_retry_waits_exactly_the_backoff() {
     let inner = rule(async move |_: &u32| seen.fetch_add(1, Ordering::SeqCst) >= 2);
     let r = kompoz_tokio::retry(inner, 5)
         .unwrap()
-        .exponential(ms(100), 2.0, ms(1000))
-        .unwrap();
+        .backoff(Backoff::exponential(ms(100), 2.0, ms(1000)).unwrap());
     assert_eq!(r.run(1).await, (true, 1));
     assert_eq!(runs.load(Ordering::SeqCst), 3);
     assert_eq!(

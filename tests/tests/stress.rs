@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use kompoz_core::{
-    Breaker, CircuitBreaker, CircuitState, Clock, ClockExt, Combinator, LimitMode, Limited, NotOk,
-    Registry, Retry, Timeout, TimeoutOutcome,
+    Breaker, CircuitBreaker, CircuitState, Clock, ClockExt, Combinator, LimitMode, Limited,
+    Registry, Retry, Timeout, circuit_breaker::NotOk, timeout::TimeoutOutcome,
 };
 use kompoz_tests::sweep::{SCRIPTED, YieldNow, quiet_scripted_panics};
 
@@ -163,8 +163,7 @@ fn rig<K: Clock + Send + Sync + 'static>(clock: K) -> Rig<K> {
         let limited = clock
             .limited_named_in(guarded, POOL, "stress", &registry)
             .unwrap()
-            .mode(mode)
-            .unwrap();
+            .with_mode(mode);
         clock
             .with_timeout(limited, Duration::from_millis(5))
             .unwrap()

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use kompoz_core::{Clock, ClockExt, Combinator, TimeoutOutcome, rule, transform};
+use kompoz_core::{Clock, ClockExt, Combinator, rule, timeout::TimeoutOutcome, transform};
 
 /// Pending once (waking itself), then ready: a call that really suspends
 /// without depending on time.

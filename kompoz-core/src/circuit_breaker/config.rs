@@ -201,7 +201,7 @@ impl<K> BreakerBuilder<K> {
     /// With `std` the random source is seeded per breaker from the process's
     /// hasher seed; without it, and for reproducible tests, set
     /// [`jitter_seed`](Self::jitter_seed).
-    pub fn jitter(mut self, fraction: f64) -> Self {
+    pub fn jitter_fraction(mut self, fraction: f64) -> Self {
         self.jitter = fraction;
         self
     }
@@ -373,7 +373,7 @@ impl<K> BreakerBuilder<K> {
         }
         if !(0.0..=1.0).contains(&self.jitter) {
             return Err(ConfigError::invalid(
-                "jitter",
+                "jitter_fraction",
                 self.jitter,
                 "a fraction in [0, 1]",
             ));
@@ -443,7 +443,7 @@ impl<K: fmt::Debug> fmt::Debug for BreakerBuilder<K> {
             .field("sliding_window", &self.window)
             .field("minimum_calls", &self.minimum_calls)
             .field("backoff", &self.backoff)
-            .field("jitter", &self.jitter)
+            .field("jitter_fraction", &self.jitter)
             .field("exact_success_time", &self.exact_success_time)
             .field("exact_failure_time", &self.exact_failure_time)
             .field("count_successes", &self.count_successes)

@@ -19,7 +19,7 @@ use super::CircuitState;
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
-/// use kompoz_core::{rule, BreakerEvent, CircuitBreaker, Combinator, ManualClock};
+/// use kompoz_core::{rule, CircuitBreaker, Combinator, ManualClock, circuit_breaker::BreakerEvent};
 ///
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let log = Arc::clone(&seen);

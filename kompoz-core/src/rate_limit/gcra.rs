@@ -49,7 +49,7 @@ impl Gcra {
         Gcra {
             tat: AtomicU64::new(0),
             interval,
-            tolerance: interval.saturating_mul(u64::from(limit.burst_size()) - 1),
+            tolerance: interval.saturating_mul(u64::from(limit.burst()) - 1),
             limit,
             named_clock,
         }

@@ -52,12 +52,13 @@ impl Backoff {
 ///
 /// ```
 /// use core::time::Duration;
-/// use kompoz_core::{rule, Jitter, ManualClock, Retry};
+/// use kompoz_core::{rule, Backoff, ClockExt, Jitter, ManualClock};
 ///
-/// let r = Retry::new(rule(async |_: &()| true), 3, ManualClock::new())?
-///     .exponential(Duration::from_millis(100), 2.0, Duration::from_secs(10))?
+/// let r = ManualClock::new()
+///     .retry(rule(async |_: &()| true), 3)?
+///     .backoff(Backoff::exponential(Duration::from_millis(100), 2.0, Duration::from_secs(10))?)
 ///     .jitter(Jitter::Full)
-///     .seed(42); // reproducible delays
+///     .jitter_seed(42); // reproducible delays
 /// # let _ = r;
 /// # Ok::<(), kompoz_core::ConfigError>(())
 /// ```

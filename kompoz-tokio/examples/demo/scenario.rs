@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kompoz_tokio::{
-    CircuitState, Combinator, ConfigError, LimitOutcome, Registry, circuit_breaker,
-    limited_named_in, retry, with_timeout,
+    CircuitState, Combinator, ConfigError, Registry, circuit_breaker, limited_named_in,
+    limiter::LimitOutcome, retry, with_timeout,
 };
 
 use crate::service::{self, Connection, Phase, Schedule};
@@ -346,8 +346,10 @@ fn build_stack(
             });
         })
         .build()?;
-    limited_named_in(protected, settings.pool_size, "flaky-service", &registry)?
-        .wait_at_most(settings.pool_wait)
+    Ok(
+        limited_named_in(protected, settings.pool_size, "flaky-service", &registry)?
+            .wait_at_most(settings.pool_wait),
+    )
 }
 
 fn header() -> String {
