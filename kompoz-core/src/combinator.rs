@@ -46,6 +46,56 @@ use crate::boxed::LocalBoxCombinator;
 /// assert!(ok);
 /// assert_eq!(user.discount, 10);
 /// ```
+/// # Common mistakes
+///
+/// Where a combinator is expected (a `-> impl Combinator<C>` return type,
+/// a bound of a generic function), the compiler names what went wrong.
+/// A constructor that validates returns a `Result`, so a missing `?` is
+/// refused:
+///
+/// ```compile_fail,E0277
+/// use core::time::Duration;
+/// use kompoz_core::{rule, Clock, ClockExt, Combinator};
+///
+/// fn policy<K: Clock>(clock: &K) -> impl Combinator<u32> {
+///     // error: `Result<Timeout<..>, ConfigError>` is not a combinator over `u32`
+///     //   = note: constructors that validate return `Result<_, ConfigError>`: add `?`
+///     clock.with_timeout(rule(async |n: &u32| *n > 0), Duration::from_secs(1))
+/// }
+/// ```
+///
+/// and so is a builder that was not finished with `.build()?`:
+///
+/// ```compile_fail,E0277
+/// use kompoz_core::{rule, Clock, ClockExt, Combinator};
+///
+/// fn policy<K: Clock>(clock: &K) -> impl Combinator<u32> {
+///     // error: `CircuitBreakerBuilder<..>` is not a combinator over `u32`
+///     //   = note: builders become combinators with `.build()?`
+///     clock.circuit_breaker(rule(async |n: &u32| *n > 0)).failure_threshold(3)
+/// }
+/// ```
+///
+/// With both fixed, it compiles:
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{rule, Clock, ClockExt, Combinator, ConfigError};
+///
+/// fn policy<K: Clock>(clock: &K) -> Result<impl Combinator<u32>, ConfigError> {
+///     let timed = clock.with_timeout(rule(async |n: &u32| *n > 0), Duration::from_secs(1))?;
+///     clock.circuit_breaker(timed).failure_threshold(3).build()
+/// }
+/// # policy(&kompoz_core::ManualClock::new())?;
+/// # Ok::<(), ConfigError>(())
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a combinator over `{C}`",
+    label = "not a `Combinator<{C}>`",
+    note = "constructors that validate return `Result<_, ConfigError>`: add `?` (`with_timeout(inner, d)?`)",
+    note = "builders become combinators with `.build()?` (`circuit_breaker(inner).failure_threshold(5).build()?`)",
+    note = "leaves come from `rule(async |ctx: &C| -> bool)` and `transform(async |ctx: C| -> C)`"
+)]
 pub trait Combinator<C> {
     /// Runs the step on `ctx`; resolves to the verdict and the (possibly
     /// transformed) context.

@@ -43,6 +43,9 @@
 //! - `futures-timer`: [`FuturesTimerClock`], a clock for any executor.
 
 #![no_std]
+// On docs.rs, rustdoc marks each item that needs a feature (`std`,
+// `futures-timer`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
 extern crate alloc;
