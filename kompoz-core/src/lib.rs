@@ -75,11 +75,11 @@ mod transform;
 // names (the algebra's nodes, outcomes, hooks, futures, events) live in
 // their modules: `kompoz_core::timeout::TimeoutOutcome`, ...
 
-/// The leaves' types: what [`rule`], [`rule_args`], [`transform`] and
-/// [`try_transform`] return.
+/// The leaves' types: what [`rule`], [`rule_fn`], [`rule_args`],
+/// [`transform`], [`transform_fn`] and [`try_transform`] return.
 pub mod leaf {
-    pub use crate::rule::{Rule, RuleArgs, RuleWith};
-    pub use crate::transform::{ErrorHook, Transform, TryTransform};
+    pub use crate::rule::{Rule, RuleArgs, RuleFn, RuleWith};
+    pub use crate::transform::{ErrorHook, Transform, TransformFn, TryTransform};
 }
 
 // The algebra and its leaves.
@@ -87,8 +87,8 @@ pub use algebra::not;
 pub use boxed::{BoxCombinator, DynCombinator, LocalBoxCombinator};
 pub use combinator::Combinator;
 pub use parallel::{parallel_and, parallel_or};
-pub use rule::{rule, rule_args};
-pub use transform::{transform, try_transform};
+pub use rule::{rule, rule_args, rule_fn};
+pub use transform::{transform, transform_fn, try_transform};
 
 // Time.
 #[cfg(feature = "futures-timer")]

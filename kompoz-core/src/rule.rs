@@ -1,6 +1,7 @@
 //! Leaves that check a context: [`rule`] and [`rule_args`].
 
 use core::fmt;
+use core::future::Future;
 
 use crate::Combinator;
 
@@ -45,6 +46,110 @@ where
 impl<F> fmt::Debug for Rule<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Rule")
+    }
+}
+
+/// A predicate over the context from an ordinary closure, built by
+/// [`rule_fn`].
+#[derive(Clone, Copy)]
+pub struct RuleFn<F> {
+    check: F,
+}
+
+/// A rule from an ordinary closure that returns a future: `check(&ctx)`
+/// reads what it needs from the context and returns a future that owns it.
+///
+/// [`rule`]'s async closures are the shortest to write; this form names its
+/// future as a plain type, so a leaf that captures references (a
+/// `&'static str`, a `&Client` of a longer-lived scope) keeps the call's
+/// future `Send`, and the whole stack can be `tokio::spawn`ed, where an
+/// async closure's future runs into "implementation of `Send` is not general
+/// enough".
+///
+/// # Examples
+///
+/// ```
+/// use kompoz_core::{rule_fn, Combinator};
+///
+/// struct Request { path: String }
+/// static ALLOWED: &str = "/api/";
+///
+/// let allowed = rule_fn(|r: &Request| {
+///     let path = r.path.clone();
+///     async move { path.starts_with(ALLOWED) }
+/// });
+/// let (ok, _) = futures::executor::block_on(allowed.run(Request { path: "/api/users".into() }));
+/// assert!(ok);
+/// ```
+///
+/// The `Send` story: a stack over a `rule_fn` leaf that captures a
+/// reference can be moved to another thread and run there (here `spawn`
+/// stands for `tokio::spawn`'s bounds)...
+///
+/// ```
+/// use core::future::Future;
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use kompoz_core::{rule_fn, ClockExt, Combinator, ManualClock};
+///
+/// fn spawn<F: Future + Send + 'static>(_: F) {}
+///
+/// let service: &'static str = "api";
+/// let check = rule_fn(move |n: &u32| {
+///     let n = *n;
+///     async move { service.len() as u32 > n }
+/// });
+/// let clock = ManualClock::new();
+/// let stack = Arc::new(clock.limited(clock.with_timeout(check, Duration::from_secs(1))?, 4)?);
+/// spawn(async move { stack.run(1).await });
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+///
+/// ...where the same leaf as an async closure cannot (the compiler says
+/// "implementation of `Send` is not general enough"):
+///
+/// ```compile_fail
+/// use core::future::Future;
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use kompoz_core::{rule, ClockExt, Combinator, ManualClock};
+///
+/// fn spawn<F: Future + Send + 'static>(_: F) {}
+///
+/// let service: &'static str = "api";
+/// let check = rule(async move |n: &u32| service.len() as u32 > *n);
+/// let clock = ManualClock::new();
+/// let stack = Arc::new(clock.limited(clock.with_timeout(check, Duration::from_secs(1))?, 4)?);
+/// spawn(async move { stack.run(1).await });
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+pub fn rule_fn<C, F, Fut>(check: F) -> RuleFn<F>
+where
+    F: Fn(&C) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    RuleFn { check }
+}
+
+impl<C, F, Fut> Combinator<C> for RuleFn<F>
+where
+    F: Fn(&C) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    // An `async move` block: the future's auto traits are those of `Fut`
+    // and `C`.
+    #[allow(clippy::manual_async_fn)]
+    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
+        async move {
+            let ok = (self.check)(&ctx).await;
+            (ok, ctx)
+        }
+    }
+}
+
+impl<F> fmt::Debug for RuleFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RuleFn")
     }
 }
 

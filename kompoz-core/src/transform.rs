@@ -1,6 +1,7 @@
 //! Leaves that change a context: [`transform`] and [`try_transform`].
 
 use core::fmt;
+use core::future::Future;
 
 use crate::Combinator;
 
@@ -39,6 +40,55 @@ where
 impl<F> fmt::Debug for Transform<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Transform")
+    }
+}
+
+/// A context transformation from an ordinary closure, built by
+/// [`transform_fn`]. Always passes.
+#[derive(Clone, Copy)]
+pub struct TransformFn<F> {
+    map: F,
+}
+
+/// A transform from an ordinary closure `C -> impl Future<Output = C>`.
+///
+/// As [`rule_fn`](crate::rule_fn) is to [`rule`](crate::rule): the future is
+/// a plain type, so captured references keep the call's future `Send`.
+///
+/// # Examples
+///
+/// ```
+/// use kompoz_core::{transform_fn, Combinator};
+///
+/// static SUFFIX: &str = ".json";
+/// let with_suffix = transform_fn(|path: String| async move { path + SUFFIX });
+/// let (ok, path) = futures::executor::block_on(with_suffix.run("users".to_string()));
+/// assert!(ok);
+/// assert_eq!(path, "users.json");
+/// ```
+pub fn transform_fn<C, F, Fut>(map: F) -> TransformFn<F>
+where
+    F: Fn(C) -> Fut,
+    Fut: Future<Output = C>,
+{
+    TransformFn { map }
+}
+
+impl<C, F, Fut> Combinator<C> for TransformFn<F>
+where
+    F: Fn(C) -> Fut,
+    Fut: Future<Output = C>,
+{
+    // An `async move` block: the future's auto traits are those of `Fut`.
+    #[allow(clippy::manual_async_fn)]
+    fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
+        async move { (true, (self.map)(ctx).await) }
+    }
+}
+
+impl<F> fmt::Debug for TransformFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TransformFn")
     }
 }
 

@@ -73,3 +73,56 @@ async fn box_combinator_spawns() {
     let (ok, n) = tokio::spawn(async move { b2.run(5).await }).await.unwrap();
     assert!(ok && n == 5);
 }
+
+/// A four-layer stack over a leaf that captures a reference (the
+/// `rule_fn` form) is `tokio::spawn`ed on a multi-thread runtime. With an
+/// async-closure leaf the same program is refused ("implementation of
+/// `Send` is not general enough"; see `rule_fn`'s compile_fail doctest).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_over_a_leaf_capturing_a_reference_spawns() {
+    use kompoz_tokio::prelude::*;
+    use std::time::Duration;
+
+    let service: &'static str = "api";
+    let check = rule_fn(move |n: &u32| {
+        let n = *n;
+        async move { service.len() as u32 > n }
+    });
+    let stack = Arc::new(
+        limited(
+            circuit_breaker(
+                with_timeout(
+                    retry(check, 3).unwrap().fixed(Duration::from_millis(1)),
+                    Duration::from_secs(1),
+                )
+                .unwrap(),
+            )
+            .build()
+            .unwrap(),
+            4,
+        )
+        .unwrap(),
+    );
+    assert_send_sync(&stack);
+    let handles: Vec<_> = (0..6u32)
+        .map(|n| {
+            let stack = Arc::clone(&stack);
+            tokio::spawn(async move { stack.run(n).await })
+        })
+        .collect();
+    let mut verdicts = Vec::new();
+    for handle in handles {
+        verdicts.push(handle.await.unwrap());
+    }
+    assert_eq!(
+        verdicts,
+        [
+            (true, 0),
+            (true, 1),
+            (true, 2),
+            (false, 3),
+            (false, 4),
+            (false, 5)
+        ]
+    );
+}
