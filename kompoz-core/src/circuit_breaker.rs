@@ -57,8 +57,8 @@ impl<C, F: Fn(bool, &C) -> bool> FailurePredicate<C> for F {
 /// A combinator guarded by a circuit breaker (the reference's
 /// `circuit_breaker(...)`).
 ///
-/// Built by [`CircuitBreaker::builder`] (the runtime crates'
-/// `circuit_breaker(inner)` plugs their clock in), or by
+/// Built by [`clock.circuit_breaker(inner)`](crate::ClockExt::circuit_breaker)
+/// (the runtime crates' `circuit_breaker(inner)` with their clock), or by
 /// [`Breaker::guard`] to share one breaker between several combinators.
 /// `run` returns the inner combinator's `(ok, ctx)`, or `(false, ctx)`
 /// without running it when the breaker rejects the call. The reference's
@@ -128,9 +128,9 @@ impl<C, F: Fn(bool, &C) -> bool> FailurePredicate<C> for F {
 /// ```
 /// use core::time::Duration;
 /// use kompoz_core::{rule, CircuitState, Combinator};
-/// # use kompoz_core::{CircuitBreaker, CircuitBreakerBuilder, ManualClock};
+/// # use kompoz_core::{ClockExt, CircuitBreakerBuilder, ManualClock};
 /// # fn circuit_breaker<I>(inner: I) -> CircuitBreakerBuilder<I, ManualClock> {
-/// #     CircuitBreaker::builder(inner, ManualClock::new())
+/// #     ManualClock::new().circuit_breaker(inner)
 /// # }
 /// # struct Ctx { id: u32 }
 /// # async fn api_check(_id: u32) -> bool { false }
@@ -169,9 +169,9 @@ impl<C, F: Fn(bool, &C) -> bool> FailurePredicate<C> for F {
 /// ```
 /// use core::time::Duration;
 /// use kompoz_core::{rule, CircuitBreakerStats, CircuitState, Combinator};
-/// # use kompoz_core::{CircuitBreaker, CircuitBreakerBuilder, ManualClock};
+/// # use kompoz_core::{ClockExt, CircuitBreakerBuilder, ManualClock};
 /// # fn circuit_breaker<I>(inner: I) -> CircuitBreakerBuilder<I, ManualClock> {
-/// #     CircuitBreaker::builder(inner, ManualClock::new())
+/// #     ManualClock::new().circuit_breaker(inner)
 /// # }
 /// # let flaky_api = rule(async |_: &u32| false);
 ///
@@ -195,11 +195,11 @@ impl<C, F: Fn(bool, &C) -> bool> FailurePredicate<C> for F {
 /// ```
 /// use core::time::Duration;
 /// use std::sync::atomic::{AtomicBool, Ordering};
-/// use kompoz_core::{rule, CircuitBreaker, CircuitState, Combinator, ManualClock};
+/// use kompoz_core::{ClockExt, rule, CircuitState, Combinator, ManualClock};
 ///
 /// static UP: AtomicBool = AtomicBool::new(false);
 /// let clock = ManualClock::new();
-/// let protected = CircuitBreaker::builder(rule(async |_: &()| UP.load(Ordering::SeqCst)), clock.clone())
+/// let protected = clock.circuit_breaker(rule(async |_: &()| UP.load(Ordering::SeqCst)))
 ///     .failure_threshold(2)
 ///     .recovery_timeout(Duration::from_secs(30))
 ///     .build()?;
@@ -254,11 +254,11 @@ impl<I, K, P> CircuitBreaker<I, K, P> {
     /// # Examples
     ///
     /// ```
-    /// use kompoz_core::{transform, Breaker, Combinator, ManualClock};
+    /// use kompoz_core::{ClockExt, transform, Combinator, ManualClock};
     ///
     /// struct Reply { status: u16 }
     ///
-    /// let breaker = Breaker::builder(ManualClock::new()).failure_threshold(1).build()?;
+    /// let breaker = ManualClock::new().shared_breaker().failure_threshold(1).build()?;
     /// // A 404 is the caller's problem, not the service's: only 5xx count.
     /// let fetch = breaker
     ///     .guard(transform(async |r: Reply| r))
@@ -454,9 +454,9 @@ impl<I: fmt::Debug, K: fmt::Debug, P: fmt::Debug> fmt::Debug for CircuitBreaker<
 ///
 /// ```
 /// use core::time::Duration;
-/// use kompoz_core::{rule, CircuitBreaker, ManualClock, SlidingWindow};
+/// use kompoz_core::{ClockExt, rule, ManualClock, SlidingWindow};
 ///
-/// let protected = CircuitBreaker::builder(rule(async |n: &u32| *n % 7 != 0), ManualClock::new())
+/// let protected = ManualClock::new().circuit_breaker(rule(async |n: &u32| *n % 7 != 0))
 ///     .failure_rate(50.0)
 ///     .sliding_window(SlidingWindow::Time { duration: Duration::from_secs(60), buckets: 6 })
 ///     .minimum_calls(20)
@@ -465,7 +465,7 @@ impl<I: fmt::Debug, K: fmt::Debug, P: fmt::Debug> fmt::Debug for CircuitBreaker<
 ///     .build()?;
 /// # let _ = protected;
 ///
-/// let err = CircuitBreaker::builder(rule(async |_: &u32| true), ManualClock::new())
+/// let err = ManualClock::new().circuit_breaker(rule(async |_: &u32| true))
 ///     .failure_threshold(0)
 ///     .build()
 ///     .unwrap_err();

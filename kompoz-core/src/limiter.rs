@@ -87,7 +87,7 @@ impl LimitOutcome {
 /// ```
 /// use core::time::Duration;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use kompoz_core::{rule, Clock, Combinator, Limited, ManualClock};
+/// use kompoz_core::{ClockExt, rule, Clock, Combinator, ManualClock};
 ///
 /// # // A `block_on` that moves the `ManualClock` whenever the future waits.
 /// # fn block_on<F: std::future::Future>(clock: &ManualClock, fut: F) -> F::Output {
@@ -108,7 +108,7 @@ impl LimitOutcome {
 /// });
 ///
 /// // Max 5 concurrent API calls
-/// let limited_api = Limited::new(api_check, 5, clock.clone())?;
+/// let limited_api = clock.limited(api_check, 5)?;
 ///
 /// // Run many tasks, but only 5 at a time
 /// let many_contexts = 1..=20;
@@ -163,15 +163,15 @@ impl<A, K: Clock> Limited<A, K> {
     /// registry):
     ///
     /// ```
-    /// use kompoz_core::{rule, Combinator, Limited, ManualClock, Registry};
+    /// use kompoz_core::{ClockExt, rule, Combinator, ManualClock, Registry};
     ///
     /// # let clock = ManualClock::new();
     /// # let registry = Registry::new();
     /// # let api_check_a = rule(async |_: &u32| true);
     /// # let api_check_b = rule(async |_: &u32| true);
     /// // Shared limit across multiple combinators
-    /// let check_a = Limited::named(api_check_a, 10, "api_pool", &registry, clock.clone())?;
-    /// let check_b = Limited::named(api_check_b, 10, "api_pool", &registry, clock.clone())?;
+    /// let check_a = clock.limited_named_in(api_check_a, 10, "api_pool", &registry)?;
+    /// let check_b = clock.limited_named_in(api_check_b, 10, "api_pool", &registry)?;
     /// // check_a and check_b share the same 10-slot semaphore
     /// assert!(std::sync::Arc::ptr_eq(check_a.pool(), check_b.pool()));
     ///
@@ -223,9 +223,9 @@ impl<A, K> Limited<A, K> {
     /// # Examples
     ///
     /// ```
-    /// use kompoz_core::{rule, Combinator, Limited, ManualClock, limiter::LimitOutcome};
+    /// use kompoz_core::{ClockExt, rule, Combinator, ManualClock, limiter::LimitOutcome};
     ///
-    /// let limiter = Limited::new(rule(async |_: &u32| true), 1, ManualClock::new())?
+    /// let limiter = ManualClock::new().limited(rule(async |_: &u32| true), 1)?
     ///     .reject_when_full();
     /// futures::executor::block_on(async {
     ///     let busy = limiter.pool().acquire().await; // someone holds the only slot

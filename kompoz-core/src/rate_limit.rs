@@ -182,12 +182,12 @@ impl RateLimit {
 ///
 /// ```
 /// use core::time::Duration;
-/// use kompoz_core::{rule, Combinator, ManualClock, RateLimit, RateLimited};
+/// use kompoz_core::{ClockExt, rule, Combinator, ManualClock, RateLimit};
 ///
 /// let clock = ManualClock::new();
 /// let api = rule(async |_: &u32| true);
 /// // 2 calls per second; a third one at once is turned away.
-/// let limited = RateLimited::new(api, RateLimit::with_burst(2, Duration::from_secs(1), 2)?, clock.clone())
+/// let limited = clock.rate_limited(api, RateLimit::with_burst(2, Duration::from_secs(1), 2)?)
 ///     .reject_when_full();
 ///
 /// futures::executor::block_on(async {
@@ -233,14 +233,14 @@ impl<A, K: Clock> RateLimited<A, K> {
     /// # Examples
     ///
     /// ```
-    /// use kompoz_core::{rule, Combinator, ManualClock, RateLimit, RateLimited, Registry};
+    /// use kompoz_core::{ClockExt, rule, Combinator, ManualClock, RateLimit, Registry};
     ///
     /// let registry = Registry::new();
     /// let clock = ManualClock::new();
     /// let limit = RateLimit::per_minute(1)?;
-    /// let search = RateLimited::named(rule(async |_: &()| true), limit, "api", &registry, clock.clone())?
+    /// let search = clock.rate_limited_named_in(rule(async |_: &()| true), limit, "api", &registry)?
     ///     .reject_when_full();
-    /// let lookup = RateLimited::named(rule(async |_: &()| true), limit, "api", &registry, clock)?
+    /// let lookup = clock.rate_limited_named_in(rule(async |_: &()| true), limit, "api", &registry)?
     ///     .reject_when_full();
     ///
     /// futures::executor::block_on(async {

@@ -113,8 +113,8 @@ impl Default for Backoff {
 /// Dropping the future cancels whatever it is doing: the running attempt or
 /// the pending wait.
 ///
-/// The runtime crates provide `retry(inner, max_attempts)` with their clock
-/// plugged in.
+/// Built by [`clock.retry(inner, max_attempts)`](crate::ClockExt::retry)
+/// (the runtime crates' `retry`).
 ///
 /// # Examples
 ///
@@ -338,9 +338,9 @@ impl<A, K: Clock, H: OnRetry, S> Retry<A, K, H, S> {
     /// # Examples
     ///
     /// ```
-    /// use kompoz_core::{rule, ManualClock, Retry};
+    /// use kompoz_core::{ClockExt, rule, ManualClock};
     ///
-    /// let never = Retry::new(rule(async |_: &u8| false), 3, ManualClock::new())?;
+    /// let never = ManualClock::new().retry(rule(async |_: &u8| false), 3)?;
     /// let info = futures::executor::block_on(never.run_with_info(7));
     /// assert!(!info.ok);
     /// assert_eq!((info.ctx, info.attempts), (7, 3));

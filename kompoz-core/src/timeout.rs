@@ -1,5 +1,7 @@
-//! Timeouts: [`Timeout`], built by `with_timeout` in the runtime crates or by
-//! [`Timeout::new`] with any [`Clock`].
+//! Timeouts: [`Timeout`], built by
+//! [`clock.with_timeout(inner, d)`](crate::ClockExt::with_timeout) on any
+//! [`Clock`] (the runtime crates' `with_timeout`), and what a call did,
+//! [`TimeoutOutcome`].
 
 use core::fmt;
 use core::future::Future;
@@ -43,7 +45,7 @@ use crate::{Clock, Combinator, ConfigError};
 ///
 /// ```
 /// use core::time::Duration;
-/// use kompoz_core::{rule, Clock, Combinator, ManualClock, Timeout};
+/// use kompoz_core::{ClockExt, rule, Clock, Combinator, ManualClock};
 ///
 /// # #[derive(Clone)] struct Ctx { id: u32 }
 /// # let clock = ManualClock::new();
@@ -52,7 +54,7 @@ use crate::{Clock, Combinator, ConfigError};
 /// let slow_api_check = rule(async |ctx: &Ctx| api(ctx.id).await);
 ///
 /// // Timeout after 5 seconds
-/// let check = Timeout::new(slow_api_check, Duration::from_secs(5), clock.clone())?;
+/// let check = clock.with_timeout(slow_api_check, Duration::from_secs(5))?;
 ///
 /// # let ctx = Ctx { id: 7 };
 /// let (result, _ctx) = futures::executor::block_on(async {
@@ -147,7 +149,7 @@ impl<A, K, H> Timeout<A, K, H> {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use kompoz_core::{rule, Clock, Combinator, ManualClock, Timeout};
+    /// use kompoz_core::{ClockExt, rule, Clock, Combinator, ManualClock};
     ///
     /// #[derive(Clone, Debug)]
     /// struct Ctx { id: u32, timed_out: bool }
@@ -163,7 +165,7 @@ impl<A, K, H> Timeout<A, K, H> {
     ///     ctx
     /// }
     ///
-    /// let check = Timeout::new(slow_api_check, Duration::from_secs(5), clock.clone())?
+    /// let check = clock.with_timeout(slow_api_check, Duration::from_secs(5))?
     ///     .on_timeout(handle_timeout);
     ///
     /// # let ctx = Ctx { id: 7, timed_out: false };
@@ -224,7 +226,7 @@ impl<A, K: Clock, H> Timeout<A, K, H> {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use kompoz_core::{rule, Clock, ManualClock, Timeout, timeout::TimeoutOutcome};
+    /// use kompoz_core::{ClockExt, rule, Clock, ManualClock, timeout::TimeoutOutcome};
     ///
     /// let clock = ManualClock::new();
     /// let c = clock.clone();
@@ -235,7 +237,7 @@ impl<A, K: Clock, H> Timeout<A, K, H> {
     ///     }
     ///     true
     /// });
-    /// let check = Timeout::new(check, Duration::from_secs(1), clock.clone())?;
+    /// let check = clock.with_timeout(check, Duration::from_secs(1))?;
     ///
     /// let outcomes = futures::executor::block_on(async {
     ///     let calls = futures::future::join_all((0..4).map(|n| check.run_with_outcome(n)));

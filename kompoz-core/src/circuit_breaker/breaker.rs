@@ -55,10 +55,10 @@ use super::{
 ///
 /// ```
 /// use core::time::Duration;
-/// use kompoz_core::{rule, Breaker, CircuitState, Combinator, ManualClock};
+/// use kompoz_core::{ClockExt, rule, CircuitState, Combinator, ManualClock};
 ///
 /// let clock = ManualClock::new();
-/// let service = Breaker::builder(clock.clone())
+/// let service = clock.shared_breaker()
 ///     .failure_threshold(2)
 ///     .recovery_timeout(Duration::from_secs(10))
 ///     .build()?;

@@ -41,9 +41,9 @@ const MAX_BUCKETS: u32 = 100_000;
 ///
 /// ```
 /// use core::time::Duration;
-/// use kompoz_core::{Breaker, ManualClock, SlidingWindow};
+/// use kompoz_core::{ClockExt, ManualClock, SlidingWindow};
 ///
-/// let breaker = Breaker::builder(ManualClock::new())
+/// let breaker = ManualClock::new().shared_breaker()
 ///     .failure_rate(50.0)
 ///     .sliding_window(SlidingWindow::Count(20))
 ///     .minimum_calls(10)
@@ -52,7 +52,7 @@ const MAX_BUCKETS: u32 = 100_000;
 ///     .build()?;
 /// # let _ = breaker;
 ///
-/// let err = Breaker::builder(ManualClock::new()).failure_rate(120.0).build().unwrap_err();
+/// let err = ManualClock::new().shared_breaker().failure_rate(120.0).build().unwrap_err();
 /// assert_eq!(err.to_string(), "invalid `failure_rate`: 120.0 (expected a percentage in (0, 100])");
 /// # Ok::<(), kompoz_core::ConfigError>(())
 /// ```

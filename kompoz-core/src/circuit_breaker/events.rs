@@ -19,11 +19,11 @@ use super::CircuitState;
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
-/// use kompoz_core::{rule, CircuitBreaker, Combinator, ManualClock, circuit_breaker::BreakerEvent};
+/// use kompoz_core::{ClockExt, rule, Combinator, ManualClock, circuit_breaker::BreakerEvent};
 ///
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let log = Arc::clone(&seen);
-/// let protected = CircuitBreaker::builder(rule(async |n: &i32| *n > 0), ManualClock::new())
+/// let protected = ManualClock::new().circuit_breaker(rule(async |n: &i32| *n > 0))
 ///     .failure_threshold(1)
 ///     .on_event(move |e: &BreakerEvent| log.lock().unwrap().push(e.clone()))
 ///     .build()?;

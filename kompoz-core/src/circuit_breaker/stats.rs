@@ -39,9 +39,9 @@ use super::CircuitState;
 /// # Examples
 ///
 /// ```
-/// use kompoz_core::{rule, CircuitBreaker, CircuitState, Combinator, ManualClock};
+/// use kompoz_core::{ClockExt, rule, CircuitState, Combinator, ManualClock};
 ///
-/// let protected = CircuitBreaker::builder(rule(async |n: &i32| *n > 0), ManualClock::new())
+/// let protected = ManualClock::new().circuit_breaker(rule(async |n: &i32| *n > 0))
 ///     .build()?;
 /// futures::executor::block_on(async {
 ///     protected.run(1).await;

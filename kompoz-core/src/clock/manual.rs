@@ -120,14 +120,14 @@ impl ManualClock {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use kompoz_core::{rule, Clock, Combinator, ManualClock, Timeout};
+    /// use kompoz_core::{ClockExt, rule, Clock, Combinator, ManualClock};
     ///
     /// let clock = ManualClock::new();
     /// let slow = rule({
     ///     let clock = clock.clone();
     ///     async move |_: &u32| { clock.sleep(Duration::from_secs(60)).await; true }
     /// });
-    /// let check = Timeout::new(slow, Duration::from_secs(5), clock.clone())?;
+    /// let check = clock.with_timeout(slow, Duration::from_secs(5))?;
     ///
     /// assert_eq!(clock.block_on(check.run(7)), (false, 7));
     /// assert_eq!(clock.now().as_duration(), Duration::from_secs(5));
