@@ -20,9 +20,11 @@
 //! ## The algebra
 //!
 //! A [`Combinator`] runs on a context and returns `(ok, ctx)`. Leaves come from
-//! async closures ([`rule`], [`transform`], [`try_transform`], [`rule_args`]);
-//! `&`, `|`, `!`, `>>` and [`if_else`](Combinator::if_else) compose them with
-//! kompoz's semantics.
+//! async closures ([`rule`], [`transform`], [`try_transform`], [`rule_args`])
+//! or from ordinary closures returning futures ([`rule_fn`],
+//! [`transform_fn`], whose futures stay `Send` when they capture
+//! references); `&`, `|`, `!`, `>>` and [`if_else`](Combinator::if_else)
+//! compose them with kompoz's semantics.
 //!
 //! ```
 //! use kompoz_core::{rule, transform, Combinator};
@@ -35,6 +37,16 @@
 //! let (ok, order) = futures::executor::block_on(ship.run(Order { total: 5, paid: true, shipped: false }));
 //! assert!(ok && order.shipped);
 //! ```
+//!
+//! ## Resilience, on any clock
+//!
+//! Every combinator that takes time is built by a method of the clock
+//! ([`ClockExt`]): `clock.with_timeout(..)?`, `clock.limited(..)?`,
+//! `clock.circuit_breaker(..).build()?`, `clock.retry(..)?`,
+//! `clock.rate_limited(..)`. A policy written once against `K: Clock` runs on
+//! every runtime and, in tests, under [`ManualClock`]. Constructors validate
+//! their arguments and builders validate in `build()`; setters never fail.
+//! [`prelude`] holds what most code imports.
 //!
 //! ## Features
 //!
