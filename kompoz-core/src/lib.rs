@@ -80,6 +80,7 @@ pub mod prelude;
 mod rate_limit;
 pub mod retry;
 mod rule;
+pub mod spawnable;
 pub mod timeout;
 mod transform;
 
@@ -100,6 +101,7 @@ pub use boxed::{BoxCombinator, DynCombinator, LocalBoxCombinator};
 pub use combinator::Combinator;
 pub use parallel::{parallel_and, parallel_or};
 pub use rule::{rule, rule_args, rule_fn};
+pub use spawnable::SendCombinator;
 pub use transform::{transform, transform_fn, try_transform};
 
 // Time.

@@ -10,6 +10,6 @@
 
 pub use crate::{
     Backoff, CircuitState, Clock, ClockExt, Combinator, ConfigError, Jitter, LimitMode, RateLimit,
-    SlidingWindow, not, parallel_and, parallel_or, rule, rule_args, rule_fn, transform,
-    transform_fn, try_transform,
+    SendCombinator, SlidingWindow, not, parallel_and, parallel_or, rule, rule_args, rule_fn,
+    spawnable, transform, transform_fn, try_transform,
 };

@@ -126,3 +126,44 @@ async fn a_stack_over_a_leaf_capturing_a_reference_spawns() {
         ]
     );
 }
+
+/// `fn build() -> impl SendCombinator<C>`: a four-layer stack returned with
+/// its type erased, and its calls spawned on a multi-thread runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_stack_from_spawnable_spawns() {
+    use kompoz_tokio::prelude::*;
+    use std::time::Duration;
+
+    fn build(service: &'static str) -> Result<impl SendCombinator<u32>, ConfigError> {
+        let check = rule_fn(move |n: &u32| {
+            let n = *n;
+            async move { service.len() as u32 > n }
+        });
+        let retried = retry(check, 2)?.fixed(Duration::from_millis(1));
+        let timed = with_timeout(retried, Duration::from_secs(1))?;
+        let guarded = circuit_breaker(timed).failure_threshold(10).build()?;
+        Ok(spawnable!(limited(guarded, 4)?))
+    }
+
+    let stack = build("api").unwrap();
+    assert_send_sync(&stack);
+    let handles: Vec<_> = (0..6u32).map(|n| tokio::spawn(stack.run_send(n))).collect();
+    let mut verdicts = Vec::new();
+    for handle in handles {
+        verdicts.push(handle.await.unwrap());
+    }
+    assert_eq!(
+        verdicts,
+        [
+            (true, 0),
+            (true, 1),
+            (true, 2),
+            (false, 3),
+            (false, 4),
+            (false, 5)
+        ]
+    );
+    // The same object still composes in the algebra.
+    let both = (&stack).and(rule(async |n: &u32| *n == 1));
+    assert_eq!(both.run(1).await, (true, 1));
+}
