@@ -109,3 +109,17 @@ fn the_composed_stack_does_not_allocate() {
     let stack = kompoz_tokio::with_timeout(limited, Duration::from_secs(1)).expect("config");
     assert_eq!(allocations(|i| poll_once(stack.run(i))), 0);
 }
+
+#[test]
+fn tuple_parallel_calls_do_not_allocate() {
+    // Children of different types, unboxed: `parallel_and!` / `parallel_or!`
+    // (the iterator forms box one future per child).
+    let all = kompoz_tokio::parallel_and!(
+        inner(),
+        kompoz_tokio::not(inner()),
+        kompoz_tokio::rule(async |_: &u64| true)
+    );
+    assert_eq!(allocations(|i| poll_once(all.run(i))), 0);
+    let any = kompoz_tokio::parallel_or!(inner(), kompoz_tokio::not(inner()));
+    assert_eq!(allocations(|i| poll_once(any.run(i))), 0);
+}

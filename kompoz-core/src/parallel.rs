@@ -1,11 +1,14 @@
-//! Parallel AND / OR: [`parallel_and`] and [`parallel_or`].
+//! Parallel AND / OR: [`parallel_and`](fn@crate::parallel_and) and
+//! [`parallel_or`](fn@crate::parallel_or) over many children of one type,
+//! [`parallel_and!`](crate::parallel_and!) and
+//! [`parallel_or!`](crate::parallel_or!) over a few of different types.
 //!
 //! The children run concurrently inside the one future the call returns: it
 //! polls each child in turn, so nothing is spawned and the combinators work
 //! on every executor and without `std`. Cancelling a child is dropping its
 //! future.
 //!
-//! Each call allocates: one `Vec` and one boxed future per child (a child's
+//! A call of the function forms allocates: one `Vec` and one boxed future per child (a child's
 //! future is `!Unpin` and its type unnameable, and pinning it in place would
 //! take `unsafe`). Every wake-up polls every child still running, so a wake
 //! costs O(children); these combinators are meant for a handful of children,
@@ -20,6 +23,9 @@ use core::task::Poll;
 
 use crate::{Combinator, ConfigError};
 
+mod tuple;
+pub use tuple::{AllOf, AnyOf};
+
 /// All children, run concurrently on clones of one context: passes if every
 /// child passes. Built by [`parallel_and`].
 ///
@@ -28,8 +34,8 @@ use crate::{Combinator, ConfigError};
 /// default) every child runs to completion; with it, the first failure ends
 /// the call and drops the children still running.
 ///
-/// Children are of one type; for different kinds of children, box them
-/// ([`boxed!`](crate::boxed!) or [`Combinator::boxed_local`]).
+/// Children are of one type; for children of different types use
+/// [`parallel_and!`](crate::parallel_and!) (flat, unboxed).
 #[derive(Clone)]
 pub struct ParallelAnd<T> {
     children: Vec<T>,
@@ -138,7 +144,8 @@ impl<C: Clone, T: Combinator<C>> Combinator<C> for ParallelAnd<T> {
 /// they run to completion before the call returns, and their verdicts no
 /// longer matter.
 ///
-/// Children are of one type; box them for different kinds.
+/// Children are of one type; for children of different types use
+/// [`parallel_or!`](crate::parallel_or!) (flat, unboxed).
 #[derive(Clone)]
 pub struct ParallelOr<T> {
     children: Vec<T>,

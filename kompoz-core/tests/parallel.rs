@@ -222,3 +222,96 @@ fn parallel_futures_are_send_when_children_are() {
     let any = parallel_or([child(&clock, 1, true, 1).0]).unwrap();
     assert_send(&any.run(vec![]));
 }
+
+// --- the tuple forms: `parallel_and!` / `parallel_or!` over children of
+// different types, unboxed.
+
+/// A child of another type than `Child`: a rule that passes at once.
+fn instant_pass() -> impl Combinator<Vec<u32>> {
+    kompoz_core::rule(async |_: &Vec<u32>| true)
+}
+
+#[test]
+fn tuple_children_of_different_types_run_concurrently() {
+    let clock = ManualClock::new();
+    let (a, a_done) = child(&clock, 100, true, 1);
+    let (b, b_done) = child(&clock, 100, true, 2);
+    let all = kompoz_core::parallel_and!(a, instant_pass(), b);
+    assert_eq!(clock.block_on(all.run(vec![0])), (true, vec![0]));
+    assert_eq!(elapsed(&clock), ms(100), "concurrent, not 200 ms");
+    assert_eq!(a_done.load(Ordering::SeqCst), 1);
+    assert_eq!(b_done.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn tuple_fail_fast_drops_the_slow_child_and_without_it_all_complete() {
+    let clock = ManualClock::new();
+    let (fast_fail, _) = child(&clock, 10, false, 1);
+    let (slow, slow_done) = child(&clock, 1000, true, 2);
+    let all = kompoz_core::parallel_and!(instant_pass(), fast_fail, slow).fail_fast(true);
+    assert_eq!(clock.block_on(all.run(vec![])), (false, vec![]));
+    assert_eq!(elapsed(&clock), ms(10), "returns at the failure");
+    assert_eq!(clock.pending_sleeps(), 0, "the slow child's sleep is gone");
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(slow_done.load(Ordering::SeqCst), 0, "never completes");
+
+    let clock = ManualClock::new();
+    let (fast_fail, _) = child(&clock, 10, false, 1);
+    let (slow, slow_done) = child(&clock, 1000, true, 2);
+    let all = kompoz_core::parallel_and!(fast_fail, slow);
+    assert_eq!(clock.block_on(all.run(vec![])), (false, vec![]));
+    assert_eq!(slow_done.load(Ordering::SeqCst), 1);
+    assert_eq!(elapsed(&clock), ms(1000));
+}
+
+#[test]
+fn tuple_or_returns_the_first_winner_and_cancels_or_waits_for_the_others() {
+    let clock = ManualClock::new();
+    let (fail_first, fail_done) = child(&clock, 10, false, 1);
+    let (win, _) = child(&clock, 50, true, 2);
+    let (late, late_done) = child(&clock, 500, true, 3);
+    let fails = kompoz_core::not(instant_pass());
+    let any = kompoz_core::parallel_or!(fails, fail_first, win, late);
+    assert_eq!(clock.block_on(any.run(vec![0])), (true, vec![0, 2]));
+    assert_eq!(elapsed(&clock), ms(50));
+    assert_eq!(fail_done.load(Ordering::SeqCst), 1);
+    assert_eq!(clock.pending_sleeps(), 0);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(late_done.load(Ordering::SeqCst), 0, "cancelled on success");
+
+    let clock = ManualClock::new();
+    let (win, _) = child(&clock, 50, true, 2);
+    let (late, late_done) = child(&clock, 500, true, 3);
+    let any = kompoz_core::parallel_or!(win, late).cancel_on_success(false);
+    assert_eq!(clock.block_on(any.run(vec![0])), (true, vec![0, 2]));
+    assert_eq!(elapsed(&clock), ms(500));
+    assert_eq!(late_done.load(Ordering::SeqCst), 1);
+
+    let clock = ManualClock::new();
+    let (a, _) = child(&clock, 10, false, 1);
+    let any = kompoz_core::parallel_or!(a, kompoz_core::not(instant_pass()));
+    assert_eq!(
+        clock.block_on(any.run(vec![0])),
+        (false, vec![0]),
+        "the original context"
+    );
+}
+
+#[test]
+fn a_dropped_tuple_call_cancels_every_child() {
+    let clock = ManualClock::new();
+    let (a, a_done) = child(&clock, 100, true, 1);
+    let (b, b_done) = child(&clock, 200, true, 2);
+    let all = kompoz_core::parallel_and!(a, b);
+    let mut call = Box::pin(all.run(vec![]));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(call.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(clock.pending_sleeps(), 2);
+    drop(call);
+    assert_eq!(clock.pending_sleeps(), 0);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        a_done.load(Ordering::SeqCst) + b_done.load(Ordering::SeqCst),
+        0
+    );
+}
