@@ -108,3 +108,12 @@ fn parallel_future_survives_a_shared_peek() {
     let p = kompoz_core::parallel_or([slow(&clock), slow(&clock)]).unwrap();
     assert!(poll_peek_finish(&clock, p.run(1)).0);
 }
+
+#[test]
+fn tuple_parallel_future_survives_a_shared_peek() {
+    let clock = ManualClock::new();
+    let p = kompoz_core::parallel_and!(slow(&clock), rule(async |n: &u32| *n > 0));
+    assert!(poll_peek_finish(&clock, p.run(1)).0);
+    let p = kompoz_core::parallel_or!(rule(async |_: &u32| false), slow(&clock));
+    assert!(poll_peek_finish(&clock, p.run(1)).0);
+}
