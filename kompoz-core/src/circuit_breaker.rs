@@ -274,6 +274,7 @@ impl<I, K, P> CircuitBreaker<I, K, P> {
     /// ```
     pub fn failure_if<C, Q>(self, predicate: Q) -> CircuitBreaker<I, K, Q>
     where
+        I: Combinator<C>,
         Q: Fn(bool, &C) -> bool,
     {
         CircuitBreaker::from_parts(self.inner, self.breaker, predicate)
@@ -529,6 +530,7 @@ impl<I, K, P> CircuitBreakerBuilder<I, K, P> {
     /// (default: when `ok == false`). See [`CircuitBreaker::failure_if`].
     pub fn failure_if<C, Q>(self, predicate: Q) -> CircuitBreakerBuilder<I, K, Q>
     where
+        I: Combinator<C>,
         Q: Fn(bool, &C) -> bool,
     {
         CircuitBreakerBuilder {

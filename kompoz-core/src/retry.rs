@@ -296,6 +296,7 @@ impl<A, K, H, S> Retry<A, K, H, S> {
     /// retries anyway.
     pub fn stop_if<C, S2>(self, stop: S2) -> Retry<A, K, H, S2>
     where
+        A: Combinator<C>,
         S2: Fn(&C) -> bool,
     {
         Retry {

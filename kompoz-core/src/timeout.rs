@@ -176,7 +176,14 @@ impl<A, K, H> Timeout<A, K, H> {
     /// assert!(ctx.timed_out);
     /// # Ok::<(), kompoz_core::ConfigError>(())
     /// ```
-    pub fn on_timeout<H2>(self, hook: H2) -> Timeout<A, K, H2> {
+    ///
+    /// The context's type comes from the inner combinator, so a closure
+    /// needs no annotation: `.on_timeout(|mut ctx| { ctx.timed_out = true; ctx })`.
+    pub fn on_timeout<C, H2>(self, hook: H2) -> Timeout<A, K, H2>
+    where
+        A: Combinator<C>,
+        H2: Fn(C) -> C,
+    {
         Timeout {
             inner: self.inner,
             duration: self.duration,

@@ -167,3 +167,56 @@ async fn an_erased_stack_from_spawnable_spawns() {
     let both = (&stack).and(rule(async |n: &u32| *n == 1));
     assert_eq!(both.run(1).await, (true, 1));
 }
+
+/// The hooks' closures need no type annotations: the context's type comes
+/// from the inner combinator (`failure_if`, `stop_if`, `on_timeout`).
+#[tokio::test(start_paused = true)]
+async fn hook_closures_take_the_context_type_from_the_inner_combinator() {
+    use kompoz_tokio::prelude::*;
+    use std::time::Duration;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Reply {
+        status: u16,
+        timed_out: bool,
+    }
+    let fetch = transform_fn(|mut r: Reply| async move {
+        if r.status == 0 {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        r.status += 0;
+        r
+    });
+    let timed = with_timeout(fetch, Duration::from_secs(1))
+        .unwrap()
+        .on_timeout(|mut r| {
+            r.timed_out = true;
+            r
+        });
+    let guarded = circuit_breaker(timed)
+        .failure_threshold(1)
+        .failure_if(|_ok, r| r.status >= 500 || r.timed_out)
+        .build()
+        .unwrap();
+    let retried = retry(guarded, 3).unwrap().stop_if(|r| r.timed_out);
+
+    let reply = |status| Reply {
+        status,
+        timed_out: false,
+    };
+    assert_eq!(retried.run(reply(404)).await, (true, reply(404)));
+    assert_eq!(
+        retried.get_ref().state(),
+        CircuitState::Closed,
+        "a 404 is no failure"
+    );
+    // The verdict stays the inner one; the breaker counts the 503 and opens.
+    assert_eq!(retried.run(reply(503)).await, (true, reply(503)));
+    assert_eq!(retried.get_ref().state(), CircuitState::Open);
+    retried.get_ref().reset();
+    // A timeout: the hook marks the context, the predicate counts it, and
+    // `stop_if` ends the retries at that attempt.
+    let (ok, r) = retried.run(reply(0)).await;
+    assert!(!ok && r.timed_out);
+    assert_eq!(retried.get_ref().state(), CircuitState::Open);
+}
