@@ -9,10 +9,7 @@
 
 use std::time::Duration;
 
-use kompoz_async_std::{
-    AsyncStdClock, Clock, Combinator, ConfigError, circuit_breaker, limited_named, rule, transform,
-    with_timeout,
-};
+use kompoz_async_std::prelude::*;
 
 #[derive(Clone, Debug)]
 struct Order {

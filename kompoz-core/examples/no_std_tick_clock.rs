@@ -20,7 +20,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use kompoz_core::{CircuitBreaker, Clock, Combinator, ConfigError, Instant, Timeout, rule};
+use kompoz_core::{
+    CircuitBreaker, Clock, ClockExt, Combinator, ConfigError, Instant, Timeout, rule,
+};
 
 /// Ticks of a 32 kHz timer; a 32-bit counter wraps after about 36 hours, so
 /// the clock widens it (see [`TickClock::now`]).
@@ -91,13 +93,11 @@ fn sensor_ok(_channel: &u32) -> core::future::Ready<bool> {
 /// Builds the guarded read once, at start-up.
 pub fn guarded_read() -> Result<GuardedRead, ConfigError> {
     let read = rule(sensor_ok as fn(&u32) -> core::future::Ready<bool>);
-    CircuitBreaker::builder(
-        Timeout::new(read, Duration::from_millis(20), TickClock)?,
-        TickClock,
-    )
-    .failure_threshold(3)
-    .recovery_timeout(Duration::from_secs(1))
-    .build()
+    TickClock
+        .circuit_breaker(TickClock.with_timeout(read, Duration::from_millis(20))?)
+        .failure_threshold(3)
+        .recovery_timeout(Duration::from_secs(1))
+        .build()
 }
 
 /// Reads `channel` through the guard; `false` if the read failed, timed out,

@@ -9,10 +9,7 @@
 
 use std::time::Duration;
 
-use kompoz_smol::{
-    Clock, Combinator, ConfigError, SmolClock, circuit_breaker, limited_named, rule, transform,
-    with_timeout,
-};
+use kompoz_smol::prelude::*;
 
 #[derive(Clone, Debug)]
 struct Order {

@@ -9,10 +9,7 @@
 
 use std::time::Duration;
 
-use kompoz_tokio::{
-    Clock, Combinator, ConfigError, TokioClock, circuit_breaker, limited_named, rule, transform,
-    with_timeout,
-};
+use kompoz_tokio::prelude::*;
 
 #[derive(Clone, Debug)]
 struct Order {
