@@ -3,15 +3,14 @@
 //! `Timeout` for reference). Each call is polled once inside a current-thread
 //! runtime's context, so a timer is available to whoever wants one.
 //!
-//! And around an inner future that is pending once (`timeout_armed`): each
-//! call awaited in a current-thread runtime, so the timer is armed and
-//! disarmed; the figure of interest is the overhead over the bare call.
+//! The armed case (inner pending once) is in `timeout_armed.rs`: a binary of
+//! its own, so that its code does not change how this one is compiled.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use kompoz_benches::{poll_once, sink, tokio_runtime, tower_once};
+use kompoz_benches::{poll_once, tokio_runtime, tower_once};
 use kompoz_tokio::Combinator;
 use tower::service_fn;
 use tower::timeout::Timeout;
@@ -43,64 +42,9 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-/// The inner step of the armed group: pending once (a yield to the
-/// scheduler), so the timeout arms its timer and disarms it on completion.
-async fn yield_once(x: u64) -> bool {
-    tokio::task::yield_now().await;
-    x != 0
-}
-
-/// Runs `iters` awaited calls made by `call` in `rt`; returns the wall time.
-fn awaited<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, call: F) -> Duration
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    rt.block_on(async {
-        let began = Instant::now();
-        for _ in 0..iters {
-            call().await;
-        }
-        began.elapsed()
-    })
-}
-
-/// A timeout whose inner call is pending once: each call awaited in a
-/// current-thread runtime, the timer armed and disarmed.
-fn armed(c: &mut Criterion) {
-    let rt = tokio_runtime();
-    let mut g = c.benchmark_group("timeout_armed");
-
-    let inner = kompoz_tokio::rule(async |x: &u64| yield_once(*x).await);
-    g.bench_function("direct", |b| {
-        b.iter_custom(|n| awaited(&rt, n, || async { sink(inner.run(black_box(1)).await) }))
-    });
-
-    let kz = kompoz_tokio::with_timeout(inner, LIMIT).expect("kompoz config");
-    g.bench_function("kompoz", |b| {
-        b.iter_custom(|n| awaited(&rt, n, || async { sink(kz.run(black_box(1)).await) }))
-    });
-    assert_eq!(kz.timeouts(), 0, "no call may time out");
-
-    g.bench_function("tokio", |b| {
-        b.iter_custom(|n| {
-            awaited(&rt, n, || async {
-                sink(tokio::time::timeout(LIMIT, yield_once(black_box(1))).await)
-            })
-        })
-    });
-
-    g.finish();
-}
-
-fn all(c: &mut Criterion) {
-    benches(c);
-    armed(c);
-}
-
 criterion_group! {
     name = group;
     config = kompoz_benches::criterion();
-    targets = all
+    targets = benches
 }
 criterion_main!(group);
