@@ -53,10 +53,12 @@
 //! - `std` (default): [`ManualClock`], process-wide registries, panic-aware
 //!   bookkeeping.
 //! - `futures-timer`: [`FuturesTimerClock`], a clock for any executor.
+//! - `fast-clock`: [`FastClock`], `now()` from the CPU's time-stamp counter
+//!   for the paths that read the clock on every call (not for paused time).
 
 #![no_std]
 // On docs.rs, rustdoc marks each item that needs a feature (`std`,
-// `futures-timer`).
+// `futures-timer`, `fast-clock`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
@@ -105,6 +107,8 @@ pub use spawnable::SendCombinator;
 pub use transform::{transform, transform_fn, try_transform};
 
 // Time.
+#[cfg(feature = "fast-clock")]
+pub use clock::FastClock;
 #[cfg(feature = "futures-timer")]
 pub use clock::FuturesTimerClock;
 #[cfg(feature = "std")]
