@@ -473,6 +473,7 @@ impl<I: fmt::Debug, K: fmt::Debug, P: fmt::Debug> fmt::Debug for CircuitBreaker<
 /// assert_eq!(err.parameter(), "failure_threshold");
 /// # Ok::<(), kompoz_core::ConfigError>(())
 /// ```
+#[must_use = "a builder guards nothing until `.build()?` makes the `CircuitBreaker`"]
 pub struct CircuitBreakerBuilder<I, K, P = NotOk> {
     inner: I,
     predicate: P,

@@ -234,3 +234,59 @@ pub trait Clock: Clone {
     /// A future that completes once `duration` has passed on this clock.
     fn sleep(&self, duration: Duration) -> Self::Sleep;
 }
+
+/// A [`Clock`] usable across threads: `Send + Sync + 'static`, with sleeps
+/// that are `Send`. Every such clock implements it (`TokioClock`,
+/// `SmolClock`, `AsyncStdClock`, `FuturesTimerClock`, `ManualClock`,
+/// `FastClock` over any of them); nothing to implement by hand.
+///
+/// Bound a generic policy by `K: SendClock` instead of `K: Clock` when its
+/// calls must be spawned: inside the function the compiler then knows that
+/// every timer the stack waits on can cross threads, so
+/// [`spawnable!`](crate::spawnable!) can check the stack there and the
+/// function can return `impl SendCombinator<C>`. See
+/// [`SendCombinator`](crate::SendCombinator) for the whole pattern.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{spawnable, ClockExt, ConfigError, ManualClock, SendClock, SendCombinator};
+///
+/// fn policy<K: SendClock>(
+///     clock: &K,
+///     check: impl SendCombinator<u32>,
+/// ) -> Result<impl SendCombinator<u32>, ConfigError> {
+///     let timed = clock.with_timeout(check.send_part(), Duration::from_secs(1))?;
+///     Ok(spawnable!(clock.limited(timed, 4)?))
+/// }
+///
+/// let clock = ManualClock::new();
+/// let api = policy(&clock, kompoz_core::rule_fn(|n: &u32| {
+///     let n = *n;
+///     async move { n > 0 }
+/// }))?;
+/// let call = std::thread::spawn(move || clock.block_on(api.run_send(7)));
+/// assert_eq!(call.join().unwrap(), (true, 7));
+/// # Ok::<(), ConfigError>(())
+/// ```
+///
+/// With `K: Clock` alone the clock's `Sleep` may be anything, so the same
+/// function is refused ("`<K as Clock>::Sleep` cannot be sent between
+/// threads safely"):
+///
+/// ```compile_fail,E0277
+/// use core::time::Duration;
+/// use kompoz_core::{spawnable, Clock, ClockExt, ConfigError, SendCombinator};
+///
+/// fn policy<K: Clock + Send + Sync + 'static>(
+///     clock: &K,
+///     check: impl SendCombinator<u32>,
+/// ) -> Result<impl SendCombinator<u32>, ConfigError> {
+///     let timed = clock.with_timeout(check.send_part(), Duration::from_secs(1))?;
+///     Ok(spawnable!(clock.limited(timed, 4)?))
+/// }
+/// ```
+pub trait SendClock: Clock<Sleep: Send> + Send + Sync + 'static {}
+
+impl<K> SendClock for K where K: Clock<Sleep: Send> + Send + Sync + 'static {}

@@ -49,7 +49,10 @@ use crate::boxed::LocalBoxCombinator;
 /// # Common mistakes
 ///
 /// Where a combinator is expected (a `-> impl Combinator<C>` return type,
-/// a bound of a generic function), the compiler names what went wrong.
+/// a bound of a generic function), the compiler names what went wrong. It
+/// reports it there, not on the line that built the value: "`X` is not a
+/// combinator over `C`" at a function's return type usually means a missing
+/// `?` or `.build()?` somewhere in its body, on the line that made `X`.
 /// A constructor that validates returns a `Result`, so a missing `?` is
 /// refused:
 ///
@@ -92,6 +95,7 @@ use crate::boxed::LocalBoxCombinator;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a combinator over `{C}`",
     label = "not a `Combinator<{C}>`",
+    note = "reported where a combinator is required (often a `-> impl Combinator<C>` return type); the missing `?` or `.build()?` is usually on the line that built this value",
     note = "constructors that validate return `Result<_, ConfigError>`: add `?` (`with_timeout(inner, d)?`)",
     note = "builders become combinators with `.build()?` (`circuit_breaker(inner).failure_threshold(5).build()?`)",
     note = "leaves come from `rule(async |ctx: &C| -> bool)` and `transform(async |ctx: C| -> C)`"

@@ -113,7 +113,7 @@ pub use clock::FastClock;
 pub use clock::FuturesTimerClock;
 #[cfg(feature = "std")]
 pub use clock::ManualClock;
-pub use clock::{Clock, Instant};
+pub use clock::{Clock, Instant, SendClock};
 pub use clock_ext::ClockExt;
 
 // The resilience combinators, their builders and their values.

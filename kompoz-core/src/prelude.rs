@@ -1,7 +1,9 @@
 //! The names most code needs, for a glob import: `use kompoz_core::prelude::*;`.
 //!
-//! The traits ([`Combinator`], [`Clock`], [`ClockExt`]), the leaves and
-//! composition functions, and the values that configure the combinators. It
+//! The traits ([`Combinator`], [`Clock`], [`ClockExt`], [`SendCombinator`],
+//! [`SendClock`]), the leaves and composition functions, the values that
+//! configure the combinators, and [`Breaker`] (the handle that
+//! `shared_breaker()` builds and a policy takes to guard its calls). It
 //! leaves out the combinator types themselves and everything named like an
 //! item of a runtime (`Instant`, `Timeout`, `Semaphore`, `ManualClock`,
 //! `timeout`, `sleep`), so it can sit beside `use tokio::time::*;` or
@@ -9,7 +11,7 @@
 //! add their clock and the constructors on it.
 
 pub use crate::{
-    Backoff, CircuitState, Clock, ClockExt, Combinator, ConfigError, Jitter, LimitMode, RateLimit,
-    SendCombinator, SlidingWindow, not, parallel_and, parallel_or, rule, rule_args, rule_fn,
+    Backoff, Breaker, CircuitState, Clock, ClockExt, Combinator, ConfigError, Jitter, LimitMode, RateLimit,
+    SendClock, SendCombinator, SlidingWindow, not, parallel_and, parallel_or, rule, rule_args, rule_fn,
     spawnable, transform, transform_fn, try_transform,
 };

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::future::Future;
 
-use crate::Combinator;
+use crate::{Combinator, SendCombinator};
 
 /// A predicate over the context, built by [`rule`].
 #[derive(Clone, Copy)]
@@ -15,6 +15,15 @@ pub struct Rule<F> {
 ///
 /// The context passes through unchanged; the verdict is the predicate's.
 ///
+/// The leaves' shapes: [`rule`] and [`rule_fn`] borrow the context
+/// (`|c: &C|`); [`transform`](crate::transform) and
+/// [`transform_fn`](crate::transform_fn) take it by value (`|c: C|`) and
+/// return the new one. The closure's parameter needs no annotation where the
+/// context's type is known from elsewhere (a `run(ctx)` call, a combinator
+/// it is composed with, a function's `impl Combinator<u32>` parameter): see
+/// the second example. To spawn the calls, use [`rule_fn`] (see
+/// [`spawnable!`](crate::spawnable!)).
+///
 /// # Examples
 ///
 /// ```
@@ -25,6 +34,20 @@ pub struct Rule<F> {
 ///     assert_eq!(positive.run(5).await, (true, 5));
 ///     assert_eq!(positive.run(-1).await, (false, -1));
 /// });
+/// ```
+///
+/// Without annotations, the context's type comes from the call:
+///
+/// ```
+/// use kompoz_core::{rule, rule_fn, Combinator};
+///
+/// let positive = rule(async |n| *n > 0);
+/// let even = rule_fn(|n| {
+///     let even = *n % 2 == 0;
+///     async move { even }
+/// });
+/// let check = positive & even;
+/// assert_eq!(futures::executor::block_on(check.run(4u32)), (true, 4));
 /// ```
 pub fn rule<C, F>(check: F) -> Rule<F>
 where
@@ -64,7 +87,14 @@ pub struct RuleFn<F> {
 /// `&'static str`, a `&Client` of a longer-lived scope) keeps the call's
 /// future `Send`, and the whole stack can be `tokio::spawn`ed, where an
 /// async closure's future runs into "implementation of `Send` is not general
-/// enough".
+/// enough". The way to spawn is [`spawnable!`](crate::spawnable!) and
+/// `run_send` (its docs say why that is preferred to the `Arc` below); a
+/// `rule_fn` whose future is `Send + 'static` is itself a
+/// [`SendCombinator`], the part a generic spawnable policy takes.
+///
+/// The closure's parameter needs no annotation where the context's type is
+/// known from elsewhere: `rule_fn(|id| ..)` passed to a function taking
+/// `impl Combinator<u32>` compiles. Annotated, it borrows: `|id: &u32|`.
 ///
 /// # Examples
 ///
@@ -144,6 +174,22 @@ where
             let ok = (self.check)(&ctx).await;
             (ok, ctx)
         }
+    }
+}
+
+/// A `rule_fn` leaf whose future is `Send + 'static` can be passed where a
+/// [`SendCombinator`] is asked for (a part of a generic, spawnable policy).
+/// `run_send` calls the closure at once and returns its future with the
+/// context.
+impl<C, F, Fut> SendCombinator<C> for RuleFn<F>
+where
+    C: Send + 'static,
+    F: Fn(&C) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    fn run_send(&self, ctx: C) -> impl Future<Output = (bool, C)> + Send + 'static {
+        let check = (self.check)(&ctx);
+        async move { (check.await, ctx) }
     }
 }
 

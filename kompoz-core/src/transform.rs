@@ -3,7 +3,7 @@
 use core::fmt;
 use core::future::Future;
 
-use crate::Combinator;
+use crate::{Combinator, SendCombinator};
 
 /// A context transformation, built by [`transform`]. Always passes.
 #[derive(Clone, Copy)]
@@ -13,6 +13,12 @@ pub struct Transform<F> {
 
 /// A combinator from an async function `C -> C` (kompoz's `@async_transform`).
 ///
+/// A transform takes the context by value and returns the new one, where
+/// [`rule`](crate::rule) and [`rule_fn`](crate::rule_fn) borrow it:
+/// `transform(async |n: u32| n * 10)`, not `|n: &u32|`. The annotation is
+/// optional where the context's type is known from elsewhere. For spawned
+/// calls use [`transform_fn`].
+///
 /// # Examples
 ///
 /// ```
@@ -20,6 +26,18 @@ pub struct Transform<F> {
 ///
 /// let double = transform(async |n: i32| n * 2);
 /// assert_eq!(futures::executor::block_on(double.run(21)), (true, 42));
+/// ```
+///
+/// Written with a borrowed context, the closure is read as `&u32 -> &u32`,
+/// and rustc reports its body: "mismatched types: expected `&u32`, found
+/// `u32`" (followed by a hint about pinning async blocks, which does not
+/// apply). The fix is to take the context by value:
+///
+/// ```compile_fail,E0308
+/// use kompoz_core::{transform, Combinator};
+///
+/// let times_ten = transform(async |n: &u32| *n * 10);
+/// # let _ = futures::executor::block_on(times_ten.run(&2));
 /// ```
 pub fn transform<C, F>(map: F) -> Transform<F>
 where
@@ -53,7 +71,9 @@ pub struct TransformFn<F> {
 /// A transform from an ordinary closure `C -> impl Future<Output = C>`.
 ///
 /// As [`rule_fn`](crate::rule_fn) is to [`rule`](crate::rule): the future is
-/// a plain type, so captured references keep the call's future `Send`.
+/// a plain type, so captured references keep the call's future `Send`; one
+/// whose future is `Send + 'static` is a [`SendCombinator`] (see
+/// [`spawnable!`](crate::spawnable!) for spawning).
 ///
 /// # Examples
 ///
@@ -83,6 +103,21 @@ where
     #[allow(clippy::manual_async_fn)]
     fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
         async move { (true, (self.map)(ctx).await) }
+    }
+}
+
+/// A `transform_fn` leaf whose future is `Send + 'static` can be passed
+/// where a [`SendCombinator`] is asked for. `run_send` calls the closure at
+/// once and returns its future.
+impl<C, F, Fut> SendCombinator<C> for TransformFn<F>
+where
+    C: Send + 'static,
+    F: Fn(C) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = C> + Send + 'static,
+{
+    fn run_send(&self, ctx: C) -> impl Future<Output = (bool, C)> + Send + 'static {
+        let map = (self.map)(ctx);
+        async move { (true, map.await) }
     }
 }
 

@@ -56,6 +56,7 @@ const MAX_BUCKETS: u32 = 100_000;
 /// assert_eq!(err.to_string(), "invalid `failure_rate`: 120.0 (expected a percentage in (0, 100])");
 /// # Ok::<(), kompoz_core::ConfigError>(())
 /// ```
+#[must_use = "a builder does nothing until `.build()?` makes the `Breaker`"]
 pub struct BreakerBuilder<K> {
     clock: K,
     failure_threshold: Option<u32>,
