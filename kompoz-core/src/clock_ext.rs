@@ -46,6 +46,42 @@ use crate::{
 /// assert_eq!(clock.now().as_duration(), Duration::from_millis(20));
 /// # Ok::<(), ConfigError>(())
 /// ```
+///
+/// A policy whose calls are spawned on a multi-threaded runtime bounds its
+/// clock by [`SendClock`](crate::SendClock), takes its parts as
+/// `impl SendCombinator<C>` (put in with `.send_part()`), wraps the stack
+/// with [`spawnable!`](crate::spawnable!), and takes the breaker it guards
+/// with, so that the application and its tests can watch it:
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{
+///     rule_fn, spawnable, Breaker, CircuitState, ClockExt, ConfigError, ManualClock, SendClock,
+///     SendCombinator,
+/// };
+///
+/// fn policy<K: SendClock>(
+///     clock: &K,
+///     breaker: &Breaker<K>,
+///     check: impl SendCombinator<u32>,
+/// ) -> Result<impl SendCombinator<u32>, ConfigError> {
+///     let retried = clock.retry(check.send_part(), 3)?.fixed(Duration::from_millis(10));
+///     let timed = clock.with_timeout(retried, Duration::from_secs(1))?;
+///     Ok(spawnable!(clock.limited(breaker.guard(timed), 8)?))
+/// }
+///
+/// let clock = ManualClock::new();
+/// let breaker = clock.shared_breaker().failure_threshold(2).build()?;
+/// let api = policy(&clock, &breaker, rule_fn(|n: &u32| {
+///     let even = *n % 2 == 0;
+///     async move { even }
+/// }))?;
+/// // `run_send(ctx)` is `Send + 'static`: `tokio::spawn(api.run_send(4))` on tokio.
+/// assert_eq!(clock.block_on(api.run_send(4)), (true, 4));
+/// assert_eq!(clock.block_on(api.run_send(3)), (false, 3));
+/// assert_eq!(breaker.state(), CircuitState::Closed); // one failure of two
+/// # Ok::<(), ConfigError>(())
+/// ```
 pub trait ClockExt: Clock {
     /// Wraps `inner` so that a call that has not finished within `timeout`
     /// is dropped and returns `(false, ctx)` (kompoz's `with_timeout`).

@@ -11,7 +11,7 @@
 //! add their clock and the constructors on it.
 
 pub use crate::{
-    Backoff, Breaker, CircuitState, Clock, ClockExt, Combinator, ConfigError, Jitter, LimitMode, RateLimit,
-    SendClock, SendCombinator, SlidingWindow, not, parallel_and, parallel_or, rule, rule_args, rule_fn,
-    spawnable, transform, transform_fn, try_transform,
+    Backoff, Breaker, CircuitState, Clock, ClockExt, Combinator, ConfigError, Jitter, LimitMode,
+    RateLimit, SendClock, SendCombinator, SlidingWindow, not, parallel_and, parallel_or, rule,
+    rule_args, rule_fn, spawnable, transform, transform_fn, try_transform,
 };

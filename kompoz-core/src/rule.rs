@@ -280,4 +280,5 @@ impl<F, A: fmt::Debug> fmt::Debug for RuleWith<F, A> {
 }
 
 crate::impl_ops!([F] Rule<F>);
+crate::impl_ops!([F] RuleFn<F>);
 crate::impl_ops!([F, A] RuleWith<F, A>);

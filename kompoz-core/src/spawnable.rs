@@ -70,6 +70,18 @@ use crate::Combinator;
 /// A generic part put into the stack as is (without `.send_part()`) is
 /// refused at `spawnable!` with "`impl Future<Output = (bool, u32)>` cannot
 /// be sent between threads safely": its `run` promises nothing about `Send`.
+///
+/// ```compile_fail,E0277
+/// use core::time::Duration;
+/// use kompoz_core::{spawnable, ClockExt, ConfigError, SendClock, SendCombinator};
+///
+/// fn policy<K: SendClock>(
+///     clock: &K,
+///     check: impl SendCombinator<u32>,
+/// ) -> Result<impl SendCombinator<u32>, ConfigError> {
+///     Ok(spawnable!(clock.with_timeout(check, Duration::from_secs(1))?))
+/// }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a `SendCombinator<{C}>`",
     label = "its calls are not known to be `Send + 'static` futures",

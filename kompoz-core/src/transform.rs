@@ -247,4 +247,5 @@ impl<F, H> fmt::Debug for TryTransform<F, H> {
 }
 
 crate::impl_ops!([F] Transform<F>);
+crate::impl_ops!([F] TransformFn<F>);
 crate::impl_ops!([F, H] TryTransform<F, H>);
