@@ -167,7 +167,8 @@ impl<A, K> Retry<A, K> {
 
 impl<A, K, H, S> Retry<A, K, H, S> {
     /// Waits `delay` between attempts (kompoz's `backoff` without
-    /// `exponential`).
+    /// `exponential`). A delay beyond `u64::MAX` nanoseconds (about 584
+    /// years) waits that long.
     pub fn fixed(mut self, delay: Duration) -> Self {
         self.backoff = Backoff::Fixed(duration_to_nanos(delay));
         self
@@ -178,9 +179,11 @@ impl<A, K, H, S> Retry<A, K, H, S> {
     /// `base, base·factor, base·factor², …, max_delay, max_delay, …`.
     /// kompoz's `exponential=True` is `factor = 2.0` with no cap.
     ///
-    /// Delays are computed in whole nanoseconds and saturate at `max_delay`,
-    /// so they never overflow however many attempts run. Durations beyond
-    /// `u64::MAX` nanoseconds (about 584 years) count as that much.
+    /// The `n`-th delay is `base·factorⁿ` rounded down to whole nanoseconds
+    /// (grown unrounded, so a 1 ns base with factor 1.5 waits 1, 1, 2, 3,
+    /// 5, 7, 11 ns, …) and saturates at `max_delay`, so it never overflows
+    /// however many attempts run. Durations beyond `u64::MAX` nanoseconds
+    /// (about 584 years) count as that much.
     ///
     /// # Errors
     ///
@@ -314,7 +317,7 @@ impl<A, K: Clock, H: OnRetry, S> Retry<A, K, H, S> {
         S: StopIf<C>,
     {
         let mut attempt = 1;
-        let mut delay = self.backoff.first();
+        let mut delays = self.backoff.delays();
         loop {
             if attempt >= self.max_attempts {
                 // The last attempt takes the original context itself.
@@ -336,12 +339,12 @@ impl<A, K: Clock, H: OnRetry, S> Retry<A, K, H, S> {
                 };
             }
             drop(out);
-            let wait = self.jitter.apply(delay, &self.rng);
+            let wait = self.jitter.apply(delays.current(), &self.rng);
             self.on_retry.on_retry(attempt, Duration::from_nanos(wait));
             if wait > 0 {
                 self.clock.sleep(Duration::from_nanos(wait)).await;
             }
-            delay = self.backoff.next(delay);
+            delays.advance();
             attempt += 1;
         }
     }
