@@ -72,6 +72,14 @@ pub(crate) enum Mode {
 /// Every state change bumps the generation and zeroes both counters, so a
 /// call that captured the word at admission can tell, with one load, whether
 /// its result still belongs to the state it was admitted in.
+///
+/// The generation wraps after 2²⁸ state changes. A call that stays in
+/// flight across exactly a multiple of 2²⁸ of them, and ends in a period of
+/// the same kind (CLOSED, or HALF_OPEN for a probe), is taken for a call of
+/// that period: its one outcome counts there. Wider generations would cost
+/// the counters' bits or a second word per ticket and a second load per
+/// admission on the hot path; the bounded effect (one outcome, never a
+/// leak) is documented on `CircuitBreaker` instead.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Word(pub(crate) u64);
 
@@ -106,6 +114,15 @@ impl Word {
 
     pub(crate) fn generation(self) -> u32 {
         ((self.0 >> GEN_SHIFT) & GEN_MASK) as u32
+    }
+
+    /// Whether a call admitted in `generation` while `state` held belongs
+    /// to this word's period. The state is checked too, although a
+    /// generation names one state, because the generation wraps (see the
+    /// type's docs): a wrapped generation must at least not pass a CLOSED
+    /// outcome off as a probe's, or the reverse.
+    pub(crate) fn admitted(self, generation: u32, state: CircuitState) -> bool {
+        self.generation() == generation && self.state() == state
     }
 
     /// Consecutive failures (CLOSED) or probes in flight (HALF_OPEN).
