@@ -115,6 +115,21 @@ fn table() -> Vec<Row> {
         RateLimit::new(1, Duration::ZERO)
     }));
     rows.push(row("burst", 0u32, || RateLimit::per_second(1)?.burst(0)));
+    // Beyond the clock's range (a saturated limit would admit every call).
+    rows.push(row("period", Duration::MAX, || {
+        RateLimit::new(1, Duration::MAX)
+    }));
+    rows.push(row(
+        "period",
+        Duration::from_secs(300 * 365 * 86_400),
+        || RateLimit::new(1, Duration::from_secs(300 * 365 * 86_400)),
+    ));
+    rows.push(row("burst", 10u32, || {
+        RateLimit::new(1, Duration::from_secs(100 * 365 * 86_400))?.burst(10)
+    }));
+    rows.push(row("burst", u32::MAX, || {
+        RateLimit::per_minute(1)?.burst(u32::MAX)
+    }));
     rows.push(row("wait_at_most", Duration::ZERO, || {
         RateLimited::new(pass(), RateLimit::per_second(1)?, clock()).wait_at_most(Duration::ZERO)
     }));
