@@ -213,6 +213,8 @@ impl<K: fmt::Debug> fmt::Debug for Breaker<K> {
 }
 
 /// `last_*` timestamps are stored as nanoseconds + 1; this means "never".
+/// (The + 1 saturates: a stamp at the clock's very last instant, `u64::MAX`
+/// ns, reads back one nanosecond early.)
 const NEVER: u64 = 0;
 
 /// Keeps a hot atomic on a cache line of its own.

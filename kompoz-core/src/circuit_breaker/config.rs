@@ -110,6 +110,11 @@ impl<K> BreakerBuilder<K> {
     /// How long the circuit stays OPEN before the next call is let through as
     /// a probe. Default 30 s; must be greater than zero. With
     /// [`backoff`](Self::backoff) this is the first open period.
+    ///
+    /// Durations here and in the other settings are kept in whole
+    /// nanoseconds of the clock, up to `u64::MAX` (about 584 years); a longer
+    /// one counts as that much. A circuit opened for that long, or until past
+    /// the clock's last instant, stays open for as long as the clock runs.
     pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
         self.recovery_timeout = timeout;
         self
@@ -175,7 +180,8 @@ impl<K> BreakerBuilder<K> {
     /// A call that takes at least `threshold` is slow; the circuit opens when
     /// slow calls make up at least `rate_percent` of the calls in the
     /// window (once it holds [`minimum_calls`](Self::minimum_calls)), and a
-    /// slow probe reopens it. Calls are timed (two clock reads) only when
+    /// slow probe reopens it. A threshold beyond about 584 years (`u64::MAX`
+    /// nanoseconds) marks no call slow. Calls are timed (two clock reads) only when
     /// this is set. `threshold` must be greater than zero, `rate_percent`
     /// in (0, 100].
     pub fn slow_calls(mut self, threshold: Duration, rate_percent: f64) -> Self {
