@@ -835,8 +835,17 @@ impl<K: Clock> Shared<K> {
     /// Delivers the queued notes, in order, unless another drainer is at
     /// work (it will deliver ours). Never called with `locked` held. See
     /// `notify.rs` for what a panicking callback does.
+    #[inline]
     fn drain(&self) {
-        if !self.listens || !self.notes.lock().start() {
+        // On every completion: a branch when no one listens.
+        if self.listens {
+            self.drain_listened();
+        }
+    }
+
+    #[inline(never)]
+    fn drain_listened(&self) {
+        if !self.notes.lock().start() {
             return;
         }
         // Without `std` a callback's panic unwinds through here: the guard
