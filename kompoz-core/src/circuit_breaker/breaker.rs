@@ -425,6 +425,7 @@ impl<K: Clock> Shared<K> {
     /// Moves to `state` under the lock. Lock-free writers may change the
     /// counters meanwhile but never the generation, so this only loops on
     /// counter updates. Returns the word replaced.
+    ///
     /// A change of state is queued for the listeners here, under the lock,
     /// so that they hear of transitions in the order they happened.
     fn transition_locked(&self, _locked: &mut Locked, state: CircuitState, mode: Mode) -> Word {
