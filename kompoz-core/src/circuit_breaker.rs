@@ -382,25 +382,21 @@ where
             let Some(ticket) = shared.acquire() else {
                 return (false, ctx);
             };
-            // The guard owns the ticket before any user code runs: a
-            // panicking `on_state_change` (OPEN -> HALF_OPEN) gives the
-            // probe slot back, a panicking synchronous part of the inner
-            // `run` counts as the call's failure.
-            let mut call = Call {
-                shared,
-                ticket,
-                stage: Stage::Suspended,
-            };
-            shared.after_admission(ticket);
-            call.stage = Stage::Polling;
-            let inner = self.inner.run(ctx);
-            call.stage = Stage::Suspended;
-            Admitted {
-                inner,
-                call,
+            // The guard owns the ticket before the inner `run` is called
+            // (fields are evaluated in the order written, and one already
+            // built is dropped if a later one panics): a `run` that panics
+            // before returning its future counts as the call's failure.
+            let mut admitted = Admitted {
+                call: Call {
+                    shared,
+                    ticket,
+                    stage: Stage::Polling,
+                },
+                inner: self.inner.run(ctx),
                 predicate: &self.predicate,
-            }
-            .await
+            };
+            admitted.call.stage = Stage::Suspended;
+            admitted.await
         }
     }
 }
@@ -442,11 +438,13 @@ where
         // A panicking predicate leaves the call `Suspended`: no outcome, a
         // probe's slot given back.
         let failure = this.predicate.is_failure(ok, &ctx);
-        // Finished before the breaker hears of it: the outcome is recorded
-        // before any listener runs, and a listener's panic unwinding through
-        // here must not give the probe slot back a second time.
+        let notes = this.call.shared.complete(this.call.ticket, failure);
+        // Settled before any listener runs: a listener's panic unwinding
+        // through here must not give the probe slot back a second time.
         this.call.stage = Stage::Finished;
-        this.call.shared.complete(this.call.ticket, failure);
+        if notes {
+            this.call.shared.deliver();
+        }
         Poll::Ready((ok, ctx))
     }
 }

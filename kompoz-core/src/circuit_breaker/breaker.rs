@@ -385,16 +385,6 @@ impl<K: Clock> Shared<K> {
         None
     }
 
-    /// Delivers what admitting `ticket` queued (a probe may have moved the
-    /// circuit to HALF_OPEN). Called once the call's guard owns the ticket,
-    /// so a panicking callback gives the probe slot back.
-    #[inline]
-    pub(crate) fn after_admission(&self, ticket: Ticket) {
-        if ticket.probe() {
-            self.drain();
-        }
-    }
-
     /// OPEN -> HALF_OPEN, with the caller as the first probe. `None` if the
     /// word moved meanwhile (another caller got there first, or a reset).
     #[cold]
@@ -410,10 +400,20 @@ impl<K: Clock> Shared<K> {
             }
             entered.then_some(next)
         };
-        // The transition is delivered by the caller once a guard owns the
-        // probe slot (see `after_admission`): a callback that panics must
-        // not take the slot with it.
-        Some(self.ticket(entered?, true))
+        let ticket = self.ticket(entered?, true);
+        // A listener that panics on the transition must not take the probe
+        // slot with it: until the ticket is handed over, a guard gives the
+        // slot back (no outcome) if the delivery unwinds.
+        struct Unclaimed<'a, K: Clock>(&'a Shared<K>, Ticket);
+        impl<K: Clock> Drop for Unclaimed<'_, K> {
+            fn drop(&mut self) {
+                self.0.abandon(self.1);
+            }
+        }
+        let unclaimed = Unclaimed(self, ticket);
+        self.drain();
+        core::mem::forget(unclaimed);
+        Some(ticket)
     }
 
     fn cas_strong(&self, current: Word, new: Word) -> bool {
@@ -479,9 +479,13 @@ impl<K: Clock> Shared<K> {
         (spread as u64).min(cap)
     }
 
-    /// Records the outcome of an admitted call.
+    /// Records the outcome of an admitted call. No user code runs here:
+    /// `true` means listeners may have notes waiting, which the caller
+    /// delivers with [`deliver`](Self::deliver) once it has marked the call
+    /// settled, so that a listener's panic finds nothing left to undo.
     #[inline]
-    pub(crate) fn complete(&self, ticket: Ticket, failure: bool) {
+    #[must_use]
+    pub(crate) fn complete(&self, ticket: Ticket, failure: bool) -> bool {
         // The healthy CLOSED success, inline: one load, one relaxed add.
         // Exactly what `complete_slow` does for it when nothing reads the
         // clock, keeps a window or listens.
@@ -491,10 +495,17 @@ impl<K: Clock> Shared<K> {
                 if self.count_successes {
                     self.successes.fetch_add(1, Ordering::Relaxed);
                 }
-                return;
+                return false;
             }
         }
         self.complete_slow(ticket, failure);
+        self.listens
+    }
+
+    /// Delivers the notes waiting for the listeners (after `complete`
+    /// returned `true`).
+    pub(crate) fn deliver(&self) {
+        self.drain_listened();
     }
 
     #[inline(never)]
@@ -522,9 +533,6 @@ impl<K: Clock> Shared<K> {
         if outcome.is_some() && failure {
             self.stamp_failure(&mut now);
         }
-        // Stale outcomes queued nothing, but another thread's notes may
-        // wait for a drainer.
-        self.drain();
     }
 
     /// Counts an accepted outcome in the totals. A failure's time is
@@ -533,16 +541,10 @@ impl<K: Clock> Shared<K> {
     /// The outcome's events are queued here: after the staleness check, and
     /// (on the paths that may trip) under the lock, before any transition
     /// the outcome causes.
+    #[inline]
     fn count(&self, failure: bool, slow: bool, now: &mut LazyNow<'_, K>) {
         if self.on_event.is_some() {
-            let elapsed = now.elapsed;
-            self.post(Note::Event(match failure {
-                true => BreakerEvent::Failure { elapsed },
-                false => BreakerEvent::Success { elapsed },
-            }));
-            if slow {
-                self.post(Note::Event(BreakerEvent::SlowCall { elapsed }));
-            }
+            self.post_outcome(failure, slow, now.elapsed);
         }
         if failure {
             self.failures.fetch_add(1, Ordering::Relaxed);
@@ -557,6 +559,19 @@ impl<K: Clock> Shared<K> {
         }
         if slow {
             self.slow_calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues an outcome's events (kept out of line: only subscribers pay).
+    #[cold]
+    #[inline(never)]
+    fn post_outcome(&self, failure: bool, slow: bool, elapsed: Duration) {
+        self.post(Note::Event(match failure {
+            true => BreakerEvent::Failure { elapsed },
+            false => BreakerEvent::Success { elapsed },
+        }));
+        if slow {
+            self.post(Note::Event(BreakerEvent::SlowCall { elapsed }));
         }
     }
 
@@ -765,7 +780,9 @@ impl<K: Clock> Shared<K> {
     /// A call whose inner combinator panicked: a failure, as an exception
     /// is in resilience4j (a probe's panic reopens the circuit).
     pub(crate) fn inner_panicked(&self, ticket: Ticket) {
-        self.complete(ticket, true);
+        if self.complete(ticket, true) {
+            self.deliver();
+        }
     }
 
     /// A call dropped between polls (cancelled, or timed out from outside):
@@ -952,13 +969,14 @@ mod tests {
         assert_eq!(wrapped.generation(), closed.generation());
         assert_eq!(wrapped.state(), CircuitState::HalfOpen);
         shared.word.store(wrapped.0, Ordering::Release);
-        shared.complete(closed, true); // would count as a streak of in-flight probes
+        // Would count as one more probe in flight. (No listeners: nothing to deliver.)
+        assert!(!shared.complete(closed, true));
         assert_eq!(
             shared.load(),
             wrapped,
             "a stale CLOSED failure changed the HALF_OPEN word"
         );
-        shared.complete(closed, false);
+        assert!(!shared.complete(closed, false));
         assert_eq!(shared.load(), wrapped);
         assert_eq!(breaker.stats().failure_count, 0);
     }
