@@ -379,10 +379,17 @@ impl<K: Clock> Shared<K> {
     fn reject(&self, state: CircuitState) -> Option<Ticket> {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         if self.on_event.is_some() {
-            self.post(Note::Event(BreakerEvent::Rejected { state }));
-            self.drain();
+            self.tell_rejected(state);
         }
         None
+    }
+
+    /// Out of line, so that a rejection without a subscriber stays a
+    /// counter bump.
+    #[inline(never)]
+    fn tell_rejected(&self, state: CircuitState) {
+        self.post(Note::Event(BreakerEvent::Rejected { state }));
+        self.drain();
     }
 
     /// OPEN -> HALF_OPEN, with the caller as the first probe. `None` if the
