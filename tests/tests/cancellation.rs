@@ -1258,3 +1258,130 @@ fn parallel_child_panics_at_every_point() {
     }
     report_panics("parallel and/or", points);
 }
+
+/// Probe slots come back exactly once: while one probe holds a slot, a
+/// second probe panics at every point of its call (inner, predicate,
+/// listeners, on its success and on its failure); afterwards, if the circuit
+/// is still HALF_OPEN, exactly the holder's slot is taken (a slot freed twice
+/// would show 0, a leaked one 2), and none once the holder is gone.
+#[test]
+fn breaker_probe_panics_free_its_slot_exactly_once() {
+    /// One run; `hook` panics at its hit `n` (hits counted from the start
+    /// of the run). Returns the hits of (inner, predicate, state change,
+    /// event) before and after the swept probe.
+    fn run(end: End, hook: Option<BreakerHook>) -> ([usize; 4], [usize; 4]) {
+        let clock = ManualClock::new();
+        let pick = |f: fn(BreakerHook) -> Option<usize>| {
+            hook.and_then(f).map_or_else(PanicAt::never, PanicAt::on)
+        };
+        let predicate = pick(|h| {
+            if let BreakerHook::Predicate(n) = h {
+                Some(n)
+            } else {
+                None
+            }
+        });
+        let state_change = pick(|h| {
+            if let BreakerHook::StateChange(n) = h {
+                Some(n)
+            } else {
+                None
+            }
+        });
+        let event = pick(|h| {
+            if let BreakerHook::Event(n) = h {
+                Some(n)
+            } else {
+                None
+            }
+        });
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let callbacks: Transitions = Arc::default();
+        let (ev, log, sc, calls) = (
+            event.clone(),
+            Arc::clone(&events),
+            state_change.clone(),
+            Arc::clone(&callbacks),
+        );
+        let breaker = Breaker::builder(clock.clone())
+            .failure_threshold(1)
+            .recovery_timeout(10 * MS)
+            .half_open_max_calls(2)
+            .on_state_change(move |from, to, _| {
+                calls.lock().unwrap().push((from, to));
+                sc.hit();
+            })
+            .on_event(move |e| {
+                log.lock().unwrap().push(e.clone());
+                ev.hit();
+            })
+            .build()
+            .unwrap();
+        // Calls: 0 trips it, 1 holds a slot (sleeps an hour), 2 is swept.
+        let p = Probe::new(clock.clone(), move |i| match (i, hook) {
+            (0, _) => Script::FAIL,
+            (1, _) => Script::new(0, Duration::from_secs(3600), End::Pass),
+            (_, Some(BreakerHook::Inner { script, .. })) => script,
+            _ => Script::new(1, MS, end),
+        });
+        let stats = p.stats();
+        let pred = predicate.clone();
+        let g = breaker.guard(p).failure_if(move |ok: bool, _: &u32| {
+            pred.hit();
+            !ok
+        });
+        let hits = || {
+            [
+                stats.started(),
+                predicate.hits(),
+                state_change.hits(),
+                event.hits(),
+            ]
+        };
+        kompoz_tests::block_on_manual(&clock, g.run(0));
+        clock.advance(10 * MS);
+        let waker = futures::task::noop_waker();
+        let mut holder = Box::pin(g.run(1));
+        assert!(
+            holder
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(&waker))
+                .is_pending()
+        );
+        assert_eq!(breaker.stats().half_open_in_flight, 1);
+        let before = hits();
+        let panicked = panics(&clock, g.run(2));
+        let after = hits();
+        let fired = hook.is_some()
+            && (stats.panicked() > 0 || predicate.fired() || state_change.fired() || event.fired());
+        assert_eq!(panicked, fired, "{end:?} {hook:?}");
+        let s = breaker.stats();
+        if s.state == CircuitState::HalfOpen {
+            assert_eq!(
+                s.half_open_in_flight, 1,
+                "{end:?} {hook:?}: the slots do not add up: {s:?}"
+            );
+        }
+        drop(holder);
+        assert_eq!(breaker.stats().half_open_in_flight, 0, "{end:?} {hook:?}");
+        check_events(&breaker, &events.lock().unwrap(), &callbacks);
+        (before, after)
+    }
+
+    let mut points = 0;
+    for end in [End::Pass, End::Fail] {
+        let (before, after) = run(end, None);
+        let mut hooks: Vec<_> = Script::panics_at_every_point(1, MS)
+            .into_iter()
+            .map(|script| BreakerHook::Inner { call: 2, script })
+            .collect();
+        hooks.extend((before[1]..after[1]).map(BreakerHook::Predicate));
+        hooks.extend((before[2]..after[2]).map(BreakerHook::StateChange));
+        hooks.extend((before[3]..after[3]).map(BreakerHook::Event));
+        for &hook in &hooks {
+            run(end, Some(hook));
+        }
+        points += hooks.len();
+    }
+    report_panics("breaker HALF_OPEN probe beside a holder", points);
+}
