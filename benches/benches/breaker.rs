@@ -20,7 +20,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::futures::CircuitBreaker as _;
 use kompoz_benches::{poll_once, sink, spin_on, tower_once, tower_spin, two_threads};
-use kompoz_tokio::{CircuitState, Combinator, TokioClock};
+use kompoz_tokio::{CircuitState, Combinator, FastClock, TokioClock};
 use tower::service_fn;
 use tower_resilience::circuitbreaker::CircuitBreakerLayer;
 
@@ -73,6 +73,10 @@ fn kompoz_breaker(
 /// only): `success_count` stays 0, which saves the one atomic add of a
 /// healthy success. The "kompoz" row is the default configuration.
 const KOMPOZ_UNCOUNTED: &str = "kompoz (count_successes(false))";
+
+/// The row of kompoz on [`FastClock`] (`now()` from the CPU's counter)
+/// around `TokioClock`; the "kompoz" row reads tokio's clock.
+const KOMPOZ_FAST_CLOCK: &str = "kompoz (FastClock)";
 
 fn failsafe_breaker(
     threshold: u32,
@@ -279,6 +283,21 @@ fn open(c: &mut Criterion) {
     }
     assert_eq!(kz.state(), CircuitState::Open, "kompoz must be open");
     g.bench_function("kompoz", |b| b.iter(|| poll_once(kz.run(black_box(1)))));
+    assert_eq!(poll_once(kz.run(1)), (false, 1), "kompoz must reject");
+
+    // The same breaker reading the CPU's counter instead of the OS clock.
+    let kz = kompoz_tokio::CircuitBreaker::builder(kompoz_inner(), FastClock::new(TokioClock))
+        .failure_threshold(5)
+        .recovery_timeout(HOUR)
+        .build()
+        .expect("kompoz config");
+    for _ in 0..5 {
+        poll_once(kz.run(0));
+    }
+    assert_eq!(kz.state(), CircuitState::Open, "kompoz must be open");
+    g.bench_function(KOMPOZ_FAST_CLOCK, |b| {
+        b.iter(|| poll_once(kz.run(black_box(1))))
+    });
     assert_eq!(poll_once(kz.run(1)), (false, 1), "kompoz must reject");
 
     let fs = failsafe::Config::new()

@@ -1,6 +1,7 @@
 //! Concurrency limit: an uncontended acquire + run + release on one thread,
 //! and two threads contending for a single permit, kompoz against tokio's
 //! `Semaphore`, async-lock's `Semaphore` and tower's `ConcurrencyLimit`.
+//! (Tasks waiting on a runtime: `limiter_runtime.rs`.)
 
 use std::hint::black_box;
 use std::sync::Arc;

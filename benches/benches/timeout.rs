@@ -2,6 +2,9 @@
 //! `with_timeout` on `TokioClock` against `tokio::time::timeout` (and tower's
 //! `Timeout` for reference). Each call is polled once inside a current-thread
 //! runtime's context, so a timer is available to whoever wants one.
+//!
+//! The armed case (inner pending once) is in `timeout_armed.rs`: a binary of
+//! its own, so that its code does not change how this one is compiled.
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! After construction and a warm-up, the hot paths allocate nothing: a call
 //! through a CLOSED breaker (successes and failures), an uncontended limiter,
+//! a limiter call that waits in the queue for its permit,
 //! a rate-limit check (admitted and rejected), a timeout on tokio around a
 //! ready inner step, and the three composed.
 //!
@@ -58,6 +59,28 @@ fn uncontended_limiter_calls_do_not_allocate() {
     let limited = kompoz_tokio::limited(inner(), 4).expect("config");
     assert_eq!(allocations(|i| poll_once(limited.run(i))), 0);
     assert_eq!(limited.available(), 4, "every permit was given back");
+}
+
+#[test]
+fn a_limiter_call_that_waits_for_its_permit_does_not_allocate() {
+    // One permit, held by hand: each call queues (pending), the permit is
+    // released to it, and it runs. The queue's slab grows once, in the
+    // warm-up; waiting itself allocates nothing.
+    let limited = kompoz_tokio::limited(inner(), 1).expect("config");
+    let waited = allocations(|i| {
+        let held = limited.pool().try_acquire().expect("the permit is free");
+        let mut call = std::pin::pin!(limited.run(i));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(call.as_mut().poll(&mut cx).is_pending(), "queued");
+        drop(held);
+        match call.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => panic!("the permit was handed over"),
+        }
+    });
+    assert_eq!(waited, 0);
+    assert_eq!(limited.available(), 1, "the permit was given back");
+    assert_eq!(limited.pool().waiting(), 0);
 }
 
 #[test]

@@ -15,6 +15,11 @@ mod manual;
 #[cfg(feature = "std")]
 pub use manual::{ManualClock, ManualSleep};
 
+#[cfg(feature = "fast-clock")]
+mod fast;
+#[cfg(feature = "fast-clock")]
+pub use fast::{FastClock, FastSleep};
+
 #[cfg(feature = "futures-timer")]
 mod futures_timer;
 #[cfg(feature = "futures-timer")]

@@ -41,6 +41,8 @@
 //! - `std` (default): [`ManualClock`], process-wide registries, panic-aware
 //!   bookkeeping.
 //! - `futures-timer`: [`FuturesTimerClock`], a clock for any executor.
+//! - `fast-clock`: [`FastClock`], `now()` from the CPU's time-stamp counter
+//!   for the paths that read the clock on every call (not for paused time).
 
 #![no_std]
 #![doc(test(attr(deny(warnings))))]
@@ -72,6 +74,8 @@ pub use boxed::{BoxCombinator, BoxRun, DynCombinator, LocalBoxCombinator, LocalB
 #[cfg(feature = "futures-timer")]
 pub use clock::FuturesTimerClock;
 pub use clock::{Clock, Instant};
+#[cfg(feature = "fast-clock")]
+pub use clock::{FastClock, FastSleep};
 #[cfg(feature = "std")]
 pub use clock::{ManualClock, ManualSleep};
 pub use combinator::Combinator;

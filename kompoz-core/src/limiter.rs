@@ -332,14 +332,19 @@ impl<A, K: Clock> Limited<A, K> {
     where
         A: Combinator<C>,
     {
-        // Uncontended: one CAS, no waiting machinery. The waiting machinery
-        // (with the clock's timer for a bounded wait) is boxed, so that the
-        // future of every call stays small; only a call that must wait pays
-        // for that allocation.
+        // Uncontended: one CAS, no waiting machinery. An unbounded wait
+        // awaits the semaphore's `Acquire` in place (two words, no
+        // allocation: a contended pool hands permits over at the rate of
+        // its callers). A bounded wait carries the clock's timer, which can
+        // be large, so it is boxed to keep every call's future small; only
+        // a call that must wait with a bound pays for that allocation.
         let permit = match self.pool.try_acquire() {
             Some(permit) => Some(permit),
-            None if self.mode == LimitMode::Reject => None,
-            None => Box::pin(self.acquire_slow()).await,
+            None => match self.mode {
+                LimitMode::Reject => None,
+                LimitMode::Wait => Some(self.pool.acquire().await),
+                LimitMode::WaitAtMost(bound) => Box::pin(self.acquire_within(bound)).await,
+            },
         };
         let Some(permit) = permit else {
             self.rejected.fetch_add(1, Ordering::Relaxed);
@@ -352,13 +357,9 @@ impl<A, K: Clock> Limited<A, K> {
         (LimitOutcome::Ran(ok), ctx)
     }
 
-    /// A permit when none was free at once, as the mode says; `None` rejects.
-    async fn acquire_slow(&self) -> Option<SemaphorePermit<'_>> {
-        match self.mode {
-            LimitMode::Wait => Some(self.pool.acquire().await),
-            LimitMode::Reject => None, // handled before boxing
-            LimitMode::WaitAtMost(bound) => within(self.pool.acquire(), &self.clock, bound).await,
-        }
+    /// A permit if one comes within `bound`; `None` rejects.
+    async fn acquire_within(&self, bound: Duration) -> Option<SemaphorePermit<'_>> {
+        within(self.pool.acquire(), &self.clock, bound).await
     }
 }
 

@@ -133,6 +133,62 @@ fn semaphore_release_wakes_queued_waiter() {
     });
 }
 
+/// A hand-off is seen by the woken waiter through the published ticket,
+/// without the waiter list's lock: what the holder wrote before releasing
+/// (a relaxed store, ordered only by the hand-off itself) is visible to the
+/// waiter once it has the permit.
+#[test]
+fn semaphore_handoff_publishes_the_holders_writes() {
+    loom::model(|| {
+        let pool = Arc::new(Semaphore::new(1).unwrap());
+        let data = Arc::new(AtomicUsize::new(0));
+        let held = pool.try_acquire().unwrap();
+        let waiter = {
+            let (pool, data) = (Arc::clone(&pool), Arc::clone(&data));
+            thread::spawn(move || {
+                let permit = block_on(pool.acquire());
+                assert_eq!(data.load(Ordering::Relaxed), 1, "the holder's write");
+                drop(permit);
+            })
+        };
+        data.store(1, Ordering::Relaxed);
+        drop(held);
+        waiter.join().unwrap();
+        assert_eq!(pool.available(), 1);
+        assert_eq!(pool.waiting(), 0);
+    });
+}
+
+/// Two waiters queued behind the holder on one permit, each incrementing a
+/// relaxed counter while it holds the permit: the hand-offs chain (the
+/// second waiter is granted by the first one's release, seen lock-free or
+/// under the lock), nobody is inside at once, and no increment is lost.
+#[test]
+fn semaphore_chained_handoffs_keep_mutual_exclusion() {
+    loom::model(|| {
+        let pool = Arc::new(Semaphore::new(1).unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let held = pool.try_acquire().unwrap();
+        let worker = {
+            let (pool, count) = (Arc::clone(&pool), Arc::clone(&count));
+            move || {
+                let permit = block_on(pool.acquire());
+                let seen = count.load(Ordering::Relaxed);
+                count.store(seen + 1, Ordering::Relaxed);
+                drop(permit);
+            }
+        };
+        let a = thread::spawn(worker.clone());
+        let b = thread::spawn(worker);
+        drop(held);
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(count.load(Ordering::Relaxed), 2, "an increment was lost");
+        assert_eq!(pool.available(), 1);
+        assert_eq!(pool.waiting(), 0);
+    });
+}
+
 /// Capacity 2, three callers: at most two inside, all three get in, both
 /// permits come back. Exercises the fast path racing the queue.
 #[test]

@@ -19,6 +19,10 @@
 //!   the queue's lock, where the permit count is zero: a release hands its
 //!   permit *directly* to the head waiter (so a newcomer can never take it
 //!   first), and a newcomer queues behind the others.
+//! - A hand-off publishes the granted waiter's ticket in a second atomic
+//!   (`granted`, written under the lock): the woken waiter sees its permit
+//!   with one load, without taking the lock again (as tokio's semaphore
+//!   reads its node's atomic).
 //! - A waiter dropped while queued leaves the queue; one dropped after being
 //!   handed a permit, before it saw it, passes the permit on.
 
@@ -27,7 +31,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use super::waiters::Waiters;
+use super::waiters::{Waiters, is_granted};
 use crate::ConfigError;
 use crate::sync::{AtomicUsize, Mutex, Ordering};
 
@@ -69,6 +73,9 @@ const ONE: usize = 2;
 pub struct Semaphore {
     state: AtomicUsize,
     capacity: usize,
+    /// The ticket of the last waiter handed a permit; written under the
+    /// `waiters` lock (release), read by woken waiters without it (acquire).
+    granted: AtomicUsize,
     waiters: Mutex<Waiters>,
 }
 
@@ -92,7 +99,8 @@ impl Semaphore {
         Semaphore {
             state: AtomicUsize::new(permits << 1),
             capacity: permits,
-            waiters: Mutex::new(Waiters::new()),
+            granted: AtomicUsize::new(0),
+            waiters: Mutex::new(Waiters::new(0)),
         }
     }
 
@@ -205,7 +213,9 @@ impl Semaphore {
     /// waker (to wake after unlocking), or returns the permit to the count.
     fn release_locked(&self, waiters: &mut Waiters) -> Option<core::task::Waker> {
         match waiters.grant_head() {
-            Some(waker) => {
+            Some((ticket, waker)) => {
+                // Publishes the grant to the waiter's lock-free check.
+                self.granted.store(ticket, Ordering::Release);
                 if waiters.is_empty() {
                     self.state.fetch_and(!QUEUED, Ordering::Release);
                 }
@@ -275,8 +285,8 @@ impl fmt::Debug for SemaphorePermit<'_> {
 enum Slot {
     /// Not polled yet.
     Start,
-    /// Queued in this slot of the waiter list.
-    Queued(usize),
+    /// Queued in this slot of the waiter list, with this ticket.
+    Queued { index: usize, ticket: usize },
     /// Returned its permit.
     Done,
 }
@@ -328,19 +338,25 @@ impl<'a> Future for Acquire<'a> {
                         Err(actual) => state = actual,
                     }
                 }
-                this.slot = Slot::Queued(waiters.push(cx.waker().clone()));
+                let (index, ticket) = waiters.push(cx.waker().clone());
+                this.slot = Slot::Queued { index, ticket };
                 Poll::Pending
             }
-            Slot::Queued(index) => {
-                let mut waiters = semaphore.waiters.lock();
-                if waiters.is_granted(index) {
-                    waiters.free(index);
+            Slot::Queued { index, ticket } => {
+                // Woken by a hand-off: the grant is visible without the lock.
+                if is_granted(semaphore.granted.load(Ordering::Acquire), ticket) {
                     this.slot = Slot::Done;
-                    Poll::Ready(SemaphorePermit { semaphore })
-                } else {
-                    waiters.set_waker(index, cx.waker());
-                    Poll::Pending
+                    return Poll::Ready(SemaphorePermit { semaphore });
                 }
+                let mut waiters = semaphore.waiters.lock();
+                // Under the lock `granted` cannot move: either the permit
+                // came meanwhile or the slot is still ours.
+                if is_granted(semaphore.granted.load(Ordering::Acquire), ticket) {
+                    this.slot = Slot::Done;
+                    return Poll::Ready(SemaphorePermit { semaphore });
+                }
+                waiters.set_waker(index, cx.waker());
+                Poll::Pending
             }
             // Polled after completion: the permit was already returned.
             Slot::Done => Poll::Pending,
@@ -350,16 +366,17 @@ impl<'a> Future for Acquire<'a> {
 
 impl Drop for Acquire<'_> {
     fn drop(&mut self) {
-        let Slot::Queued(index) = self.slot else {
+        let Slot::Queued { index, ticket } = self.slot else {
             return;
         };
         let semaphore = self.semaphore;
         let waker = {
             let mut waiters = semaphore.waiters.lock();
-            if waiters.free(index) {
+            if is_granted(semaphore.granted.load(Ordering::Acquire), ticket) {
                 // Handed a permit we will never use: pass it on.
                 semaphore.release_locked(&mut waiters)
             } else {
+                waiters.cancel(index);
                 if waiters.is_empty() {
                     semaphore.state.fetch_and(!QUEUED, Ordering::Release);
                 }
@@ -376,7 +393,7 @@ impl fmt::Debug for Acquire<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Acquire")
             .field("semaphore", self.semaphore)
-            .field("queued", &matches!(self.slot, Slot::Queued(_)))
+            .field("queued", &matches!(self.slot, Slot::Queued { .. }))
             .finish()
     }
 }

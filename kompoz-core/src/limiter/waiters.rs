@@ -3,11 +3,13 @@
 //! cancellation in O(1), without `unsafe` and without an allocation per
 //! waiter once the slab has grown.
 //!
-//! A slot is owned by exactly one [`Acquire`](super::Acquire) future from
-//! `push` until that future calls `free`: a release *unlinks* the head and
-//! marks it granted, but leaves the slot allocated, so the future can still
-//! find out that it was granted. Slot indices are therefore never reused
-//! while their future may look at them.
+//! Each waiter draws a *ticket* when it is queued; tickets increase along
+//! the list. A release grants the head and frees its slot at once, and the
+//! semaphore publishes the granted ticket in an atomic: a woken waiter learns
+//! that it holds a permit from that atomic alone (its ticket is at most the
+//! last one granted), without taking the lock again. A slot index is
+//! therefore only meaningful to its future while the future's ticket has not
+//! been granted, which the future checks under the lock before touching it.
 
 use alloc::vec::Vec;
 use core::task::Waker;
@@ -23,9 +25,17 @@ enum Slot {
 #[derive(Debug)]
 struct Node {
     waker: Option<Waker>,
+    ticket: usize,
     prev: usize,
     next: usize,
-    granted: bool,
+}
+
+/// Whether the waiter holding `ticket` has been granted a permit, given the
+/// last ticket granted. Tickets wrap around; fewer than `usize::MAX / 2`
+/// waiters are ever queued at once, so the signed distance decides.
+#[inline]
+pub(crate) fn is_granted(last_granted: usize, ticket: usize) -> bool {
+    (last_granted.wrapping_sub(ticket) as isize) >= 0
 }
 
 /// Waiters in arrival order.
@@ -35,10 +45,10 @@ pub(crate) struct Waiters {
     head: usize,
     tail: usize,
     free: usize,
-    /// Linked (not yet granted) waiters.
+    /// Queued waiters (every occupied slot).
     queued: usize,
-    /// Allocated slots: queued waiters plus granted ones not yet collected.
-    occupied: usize,
+    /// The ticket the next queued waiter draws.
+    next_ticket: usize,
 }
 
 /// A slab that grew past this many slots during a burst is given back to
@@ -46,18 +56,19 @@ pub(crate) struct Waiters {
 const SHRINK_ABOVE: usize = 256;
 
 impl Waiters {
-    pub(crate) const fn new() -> Self {
+    /// An empty queue whose first waiter draws the ticket after `last_granted`.
+    pub(crate) const fn new(last_granted: usize) -> Self {
         Waiters {
             slots: Vec::new(),
             head: NIL,
             tail: NIL,
             free: NIL,
             queued: 0,
-            occupied: 0,
+            next_ticket: last_granted.wrapping_add(1),
         }
     }
 
-    /// How many waiters are queued (granted ones no longer count).
+    /// How many waiters are queued.
     pub(crate) fn len(&self) -> usize {
         self.queued
     }
@@ -66,13 +77,15 @@ impl Waiters {
         self.queued == 0
     }
 
-    /// Queues a waiter at the tail; returns its slot.
-    pub(crate) fn push(&mut self, waker: Waker) -> usize {
+    /// Queues a waiter at the tail; returns its slot and its ticket.
+    pub(crate) fn push(&mut self, waker: Waker) -> (usize, usize) {
+        let ticket = self.next_ticket;
+        self.next_ticket = ticket.wrapping_add(1);
         let node = Node {
             waker: Some(waker),
+            ticket,
             prev: self.tail,
             next: NIL,
-            granted: false,
         };
         let index = if self.free != NIL {
             let index = self.free;
@@ -92,26 +105,18 @@ impl Waiters {
         }
         self.tail = index;
         self.queued += 1;
-        self.occupied += 1;
-        index
+        (index, ticket)
     }
 
-    /// Unlinks the head, marks it granted and returns its waker.
-    /// `None` if nobody is queued.
-    pub(crate) fn grant_head(&mut self) -> Option<Option<Waker>> {
-        let index = self.head;
-        self.unlink(index)?;
-        let node = self.node_mut(index)?;
-        node.granted = true;
-        Some(node.waker.take())
+    /// Takes the head out of the queue and frees its slot; returns its
+    /// ticket (now granted) and its waker. `None` if nobody is queued.
+    pub(crate) fn grant_head(&mut self) -> Option<(usize, Option<Waker>)> {
+        let node = self.remove(self.head)?;
+        Some((node.ticket, node.waker))
     }
 
-    /// Whether the waiter in `index` has been granted a permit.
-    pub(crate) fn is_granted(&self, index: usize) -> bool {
-        matches!(self.slots.get(index), Some(Slot::Occupied(node)) if node.granted)
-    }
-
-    /// Stores the waker to wake when `index` is granted.
+    /// Stores the waker to wake when the waiter in `index` is granted.
+    /// `index` must be a queued waiter's (its ticket not granted).
     pub(crate) fn set_waker(&mut self, index: usize, waker: &Waker) {
         if let Some(node) = self.node_mut(index) {
             match &mut node.waker {
@@ -121,29 +126,10 @@ impl Waiters {
         }
     }
 
-    /// Gives the slot back. Returns whether its waiter had been granted a
-    /// permit (which the caller then owns); a waiter still queued is unlinked.
-    pub(crate) fn free(&mut self, index: usize) -> bool {
-        let granted = match self.slots.get(index) {
-            Some(Slot::Occupied(node)) => node.granted,
-            _ => return false,
-        };
-        if !granted {
-            self.unlink(index);
-        }
-        self.slots[index] = Slot::Vacant {
-            next_free: self.free,
-        };
-        self.free = index;
-        self.occupied -= 1;
-        if self.occupied == 0 {
-            self.slots.clear();
-            self.free = NIL;
-            if self.slots.capacity() > SHRINK_ABOVE {
-                self.slots.shrink_to(SHRINK_ABOVE / 4);
-            }
-        }
-        granted
+    /// Takes a waiter that gave up out of the queue. `index` must be a
+    /// queued waiter's (its ticket not granted).
+    pub(crate) fn cancel(&mut self, index: usize) {
+        self.remove(index);
     }
 
     fn node_mut(&mut self, index: usize) -> Option<&mut Node> {
@@ -153,25 +139,39 @@ impl Waiters {
         }
     }
 
-    /// Takes a queued node out of the list. `None` if `index` is not queued.
-    fn unlink(&mut self, index: usize) -> Option<()> {
-        let node = self.node_mut(index)?;
-        if node.granted {
+    /// Unlinks the node in `index` and frees its slot. `None` if the slot
+    /// is vacant.
+    fn remove(&mut self, index: usize) -> Option<Node> {
+        let vacant = Slot::Vacant {
+            next_free: self.free,
+        };
+        let slot = self.slots.get_mut(index)?;
+        if matches!(slot, Slot::Vacant { .. }) {
             return None;
         }
-        let (prev, next) = (node.prev, node.next);
-        node.prev = NIL;
-        node.next = NIL;
-        match self.node_mut(prev) {
-            Some(p) => p.next = next,
-            None => self.head = next,
+        let Slot::Occupied(node) = core::mem::replace(slot, vacant) else {
+            return None;
+        };
+        match self.node_mut(node.prev) {
+            Some(p) => p.next = node.next,
+            None => self.head = node.next,
         }
-        match self.node_mut(next) {
-            Some(n) => n.prev = prev,
-            None => self.tail = prev,
+        match self.node_mut(node.next) {
+            Some(n) => n.prev = node.prev,
+            None => self.tail = node.prev,
         }
+        self.free = index;
         self.queued -= 1;
-        Some(())
+        if self.queued == 0 {
+            self.slots.clear();
+            self.free = NIL;
+            self.head = NIL;
+            self.tail = NIL;
+            if self.slots.capacity() > SHRINK_ABOVE {
+                self.slots.shrink_to(SHRINK_ABOVE / 4);
+            }
+        }
+        Some(node)
     }
 }
 
@@ -185,38 +185,49 @@ mod tests {
 
     #[test]
     fn grants_in_arrival_order_and_skips_removed() {
-        let mut w = Waiters::new();
-        let a = w.push(waker());
-        let b = w.push(waker());
-        let c = w.push(waker());
+        let mut w = Waiters::new(0);
+        let (_, a) = w.push(waker());
+        let (b_index, b) = w.push(waker());
+        let (_, c) = w.push(waker());
         assert_eq!(w.len(), 3);
-        assert!(!w.free(b), "b was queued, not granted");
-        assert!(w.grant_head().is_some());
-        assert!(w.is_granted(a) && !w.is_granted(c));
-        assert!(w.grant_head().is_some());
-        assert!(w.is_granted(c));
+        assert!(a < b && b < c, "tickets increase along the queue");
+        w.cancel(b_index);
+        let (granted, _) = w.grant_head().expect("a is queued");
+        assert_eq!(granted, a);
+        assert!(is_granted(granted, a) && !is_granted(granted, c));
+        let (granted, _) = w.grant_head().expect("c is queued");
+        assert_eq!(granted, c, "the cancelled b is skipped");
         assert!(w.grant_head().is_none());
-        assert!(w.free(a) && w.free(c));
-        assert_eq!(w.occupied, 0);
+        assert!(w.is_empty());
         // Slots are reused after the slab empties.
-        let d = w.push(waker());
+        let (d, _) = w.push(waker());
         assert_eq!(d, 0);
-        assert!(!w.free(d));
+        w.cancel(d);
         assert!(w.is_empty());
     }
 
     #[test]
     fn removing_head_and_tail_keeps_the_list_whole() {
-        let mut w = Waiters::new();
-        let ids: Vec<usize> = (0..5).map(|_| w.push(waker())).collect();
-        w.free(ids[0]);
-        w.free(ids[4]);
+        let mut w = Waiters::new(0);
+        let ids: Vec<(usize, usize)> = (0..5).map(|_| w.push(waker())).collect();
+        w.cancel(ids[0].0);
+        w.cancel(ids[4].0);
         let e = w.push(waker()); // reuses a freed slot, goes to the tail
         for expected in [ids[1], ids[2], ids[3], e] {
-            assert!(!w.is_granted(expected));
-            assert!(w.grant_head().is_some());
-            assert!(w.is_granted(expected), "slot {expected} is next in line");
+            let (granted, _) = w.grant_head().expect("queued");
+            assert_eq!(granted, expected.1, "slot {} is next in line", expected.0);
         }
         assert!(w.grant_head().is_none());
+    }
+
+    #[test]
+    fn tickets_compare_across_the_wrap() {
+        let mut w = Waiters::new(usize::MAX - 1);
+        let (_, a) = w.push(waker());
+        let (_, b) = w.push(waker());
+        assert_eq!((a, b), (usize::MAX, 0));
+        assert!(!is_granted(usize::MAX - 1, a));
+        assert!(is_granted(a, a) && !is_granted(a, b));
+        assert!(is_granted(b, a) && is_granted(b, b));
     }
 }
