@@ -13,6 +13,7 @@ use crate::{Clock, Combinator, ConfigError};
 mod breaker;
 mod config;
 mod events;
+mod notify;
 mod state;
 mod stats;
 mod window;
@@ -98,12 +99,26 @@ impl<C, F: Fn(bool, &C) -> bool> FailurePredicate<C> for F {
 /// - **No stuck HALF_OPEN.** A probe whose future is dropped (cancelled, or
 ///   timed out by an outer timeout) gives its slot back without an outcome;
 ///   a probe that panics gives it back and counts as a failure.
+/// - **Panics.** A panic of the inner combinator — in its future, or in
+///   `run` itself before it returns one — counts as the call's failure. A
+///   panicking failure predicate gives the call no outcome. A panicking
+///   `on_state_change` or `on_event` leaves the bookkeeping done, gives a
+///   probe slot it stood in front of back, and loses no notification. Every
+///   panic reaches the caller (one raised while another unwinds is dropped).
 /// - **Generations.** Every state change starts a new generation; a result
 ///   from a call admitted in an earlier one is ignored, so a slow failure
 ///   from before a `reset()` or a trip cannot reopen the new circuit, and a
-///   slow success from before a trip cannot close it.
+///   slow success from before a trip cannot close it. Generations have 28
+///   bits and wrap: a call still running after exactly a multiple of 2²⁸
+///   (268,435,456) further state changes (every `reset()` and `force_*()`
+///   counts, and each step of a trip and recovery), that ends in a period of
+///   the kind it was admitted in, is taken for a call of that period. Its
+///   one outcome then counts there (a failure or success more; a stale
+///   probe's end frees a probe slot early, so one extra probe may run).
+///   Nothing leaks or sticks.
 /// - **Callbacks** fire exactly once per transition, after the new state is
-///   in place, with no internal lock held.
+///   in place, with no internal lock held, one at a time and in the order
+///   the transitions happened.
 /// - **Speed.** With the default policy the CLOSED path takes no lock, makes
 ///   no allocation and reads no clock (but for the first failure of a streak
 ///   and the one that trips the circuit): admission is one atomic load, a
@@ -350,16 +365,21 @@ where
             let Some(ticket) = shared.acquire() else {
                 return (false, ctx);
             };
-            Admitted {
-                inner: self.inner.run(ctx),
+            // The guard owns the ticket before the inner `run` is called
+            // (fields are evaluated in the order written, and one already
+            // built is dropped if a later one panics): a `run` that panics
+            // before returning its future counts as the call's failure.
+            let mut admitted = Admitted {
                 call: Call {
                     shared,
                     ticket,
-                    stage: Stage::Suspended,
+                    stage: Stage::Polling,
                 },
+                inner: self.inner.run(ctx),
                 predicate: &self.predicate,
-            }
-            .await
+            };
+            admitted.call.stage = Stage::Suspended;
+            admitted.await
         }
     }
 }
@@ -401,8 +421,13 @@ where
         // A panicking predicate leaves the call `Suspended`: no outcome, a
         // probe's slot given back.
         let failure = this.predicate.is_failure(ok, &ctx);
-        this.call.shared.complete(this.call.ticket, failure);
+        let notes = this.call.shared.complete(this.call.ticket, failure);
+        // Settled before any listener runs: a listener's panic unwinding
+        // through here must not give the probe slot back a second time.
         this.call.stage = Stage::Finished;
+        if notes {
+            this.call.shared.deliver();
+        }
         Poll::Ready((ok, ctx))
     }
 }

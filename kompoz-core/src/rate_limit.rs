@@ -27,8 +27,15 @@ use gcra::{NamedClock, Reservation};
 /// `rate + b − 1` calls. governor's `Quota::per_second(n)` is
 /// `RateLimit::with_burst(n, Duration::from_secs(1), n)?`.
 ///
-/// The interval is rounded down to whole nanoseconds: rounding can only let
-/// a call through up to a nanosecond early, never reject one that conforms.
+/// The interval is rounded *up* to whole nanoseconds: rounding can only make
+/// a call wait up to a nanosecond longer, never let one through early, so the
+/// limit is never exceeded (`new(2, 3 ns)` spaces calls 2 ns apart).
+///
+/// Every limit fits the clock's range: one interval times the burst (how far
+/// ahead of the clock the limit's bookkeeping may run) must stay within
+/// `u64::MAX / 2` nanoseconds, about 292 years; longer ones are refused at
+/// construction rather than saturated (a saturated limit would admit every
+/// call).
 ///
 /// # Examples
 ///
@@ -55,8 +62,9 @@ impl RateLimit {
     ///
     /// # Errors
     ///
-    /// A zero `rate` or `period`, or a `rate` above one call per nanosecond
-    /// of `period`.
+    /// A zero `rate` or `period`, a `rate` above one call per nanosecond
+    /// of `period`, or a `period / rate` beyond about 292 years (see the
+    /// type's docs).
     pub fn new(rate: u32, period: Duration) -> Result<Self, ConfigError> {
         if rate == 0 {
             return Err(ConfigError::invalid("rate", rate, "at least 1"));
@@ -68,11 +76,18 @@ impl RateLimit {
                 "a duration greater than zero",
             ));
         }
-        if duration_to_nanos(period) / u64::from(rate) == 0 {
+        if period.as_nanos() / u128::from(rate) == 0 {
             return Err(ConfigError::invalid(
                 "rate",
                 rate,
                 "at most one call per nanosecond of the period",
+            ));
+        }
+        if interval_nanos(rate, period) > MAX_SPAN_NANOS {
+            return Err(ConfigError::invalid(
+                "period",
+                period,
+                "at most about 292 years per call (period / rate within u64::MAX / 2 nanoseconds)",
             ));
         }
         Ok(RateLimit {
@@ -105,11 +120,20 @@ impl RateLimit {
     ///
     /// # Errors
     ///
-    /// As [`new`](Self::new), and a zero `burst`.
+    /// As [`new`](Self::new); a zero `burst`, or one that makes
+    /// `burst × period / rate` longer than about 292 years (see the type's
+    /// docs).
     pub fn with_burst(rate: u32, period: Duration, burst: u32) -> Result<Self, ConfigError> {
         let limit = Self::new(rate, period)?;
         if burst == 0 {
             return Err(ConfigError::invalid("burst", burst, "at least 1"));
+        }
+        if interval_nanos(rate, period) * u128::from(burst) > MAX_SPAN_NANOS {
+            return Err(ConfigError::invalid(
+                "burst",
+                burst,
+                "small enough that burst × period / rate stays within about 292 years",
+            ));
         }
         Ok(RateLimit { burst, ..limit })
     }
@@ -129,14 +153,26 @@ impl RateLimit {
         self.burst
     }
 
-    /// The spacing between calls, `period / rate`, in whole nanoseconds.
+    /// The spacing between calls, `period / rate`, rounded up to whole
+    /// nanoseconds.
     pub fn emission_interval(&self) -> Duration {
         Duration::from_nanos(self.interval_nanos())
     }
 
     fn interval_nanos(&self) -> u64 {
-        duration_to_nanos(self.period) / u64::from(self.rate)
+        // Fits: `new` refused intervals beyond `MAX_SPAN_NANOS`.
+        u64::try_from(interval_nanos(self.rate, self.period)).unwrap_or(u64::MAX)
     }
+}
+
+/// The furthest ahead of the clock a limit's bookkeeping may run: one
+/// interval times the burst. Half of `u64`'s range leaves the other half
+/// (about 292 years) for the clock's own reading.
+const MAX_SPAN_NANOS: u128 = (u64::MAX / 2) as u128;
+
+/// `period / rate`, rounded up, in nanoseconds (`rate > 0`).
+fn interval_nanos(rate: u32, period: Duration) -> u128 {
+    period.as_nanos().div_ceil(u128::from(rate))
 }
 
 /// A combinator that lets calls into its inner combinator at a

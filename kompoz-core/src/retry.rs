@@ -9,13 +9,13 @@ use crate::{Clock, Combinator, ConfigError};
 mod backoff;
 
 pub use backoff::Jitter;
-use backoff::{Backoff as Delays, SplitMix};
+use backoff::{Backoff as Schedule, SplitMix};
 
 /// How long a [`Retry`] waits between attempts: a validated value.
 ///
-/// Delays are computed in whole nanoseconds and saturate, so they never
-/// overflow however many attempts run. Durations beyond `u64::MAX`
-/// nanoseconds (about 584 years) count as that much.
+/// Delays are whole nanoseconds and saturate, so they never overflow
+/// however many attempts run. Durations beyond `u64::MAX` nanoseconds
+/// (about 584 years) count as that much.
 ///
 /// # Examples
 ///
@@ -31,21 +31,25 @@ use backoff::{Backoff as Delays, SplitMix};
 /// # Ok::<(), ConfigError>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Backoff(Delays);
+pub struct Backoff(Schedule);
 
 impl Backoff {
     /// No wait between attempts (the default, as kompoz's `backoff=0`).
-    pub const NONE: Backoff = Backoff(Delays::Fixed(0));
+    pub const NONE: Backoff = Backoff(Schedule::Fixed(0));
 
     /// The same `delay` after every failure.
     pub fn fixed(delay: Duration) -> Self {
-        Backoff(Delays::Fixed(duration_to_nanos(delay)))
+        Backoff(Schedule::Fixed(duration_to_nanos(delay)))
     }
 
     /// `base` after the first failure, then `factor` times the previous
     /// delay after each further one, never more than `max_delay`:
     /// `base, base·factor, base·factor², …, max_delay, max_delay, …`.
     /// kompoz's `exponential=True` is `factor = 2.0` with no cap.
+    ///
+    /// The `n`-th delay is `base·factorⁿ` rounded down to whole nanoseconds
+    /// (grown unrounded, so a 1 ns base with factor 1.5 waits 1, 1, 2, 3,
+    /// 5, 7, 11 ns, …) and saturates at `max_delay`.
     ///
     /// # Errors
     ///
@@ -71,7 +75,7 @@ impl Backoff {
                 "at least the base delay",
             ));
         }
-        Ok(Backoff(Delays::Exponential {
+        Ok(Backoff(Schedule::Exponential {
             base: duration_to_nanos(base),
             factor,
             max: duration_to_nanos(max_delay),
@@ -150,7 +154,7 @@ impl Default for Backoff {
 pub struct Retry<A, K, H = (), S = ()> {
     inner: A,
     max_attempts: u32,
-    backoff: Delays,
+    backoff: Schedule,
     jitter: Jitter,
     rng: SplitMix,
     clock: K,
@@ -230,7 +234,7 @@ impl<A, K> Retry<A, K> {
         Ok(Retry {
             inner,
             max_attempts,
-            backoff: Delays::Fixed(0),
+            backoff: Schedule::Fixed(0),
             jitter: Jitter::None,
             rng: SplitMix::from_entropy(),
             clock,
@@ -242,7 +246,8 @@ impl<A, K> Retry<A, K> {
 
 impl<A, K, H, S> Retry<A, K, H, S> {
     /// Waits `delay` between attempts (kompoz's `backoff` without
-    /// `exponential`): short for `.backoff(Backoff::fixed(delay))`.
+    /// `exponential`): short for `.backoff(Backoff::fixed(delay))`. A delay
+    /// beyond `u64::MAX` nanoseconds (about 584 years) waits that long.
     pub fn fixed(self, delay: Duration) -> Self {
         self.backoff(Backoff::fixed(delay))
     }
@@ -354,7 +359,7 @@ impl<A, K: Clock, H: OnRetry, S> Retry<A, K, H, S> {
         S: StopIf<C>,
     {
         let mut attempt = 1;
-        let mut delay = self.backoff.first();
+        let mut delays = self.backoff.delays();
         loop {
             if attempt >= self.max_attempts {
                 // The last attempt takes the original context itself.
@@ -376,12 +381,12 @@ impl<A, K: Clock, H: OnRetry, S> Retry<A, K, H, S> {
                 };
             }
             drop(out);
-            let wait = self.jitter.apply(delay, &self.rng);
+            let wait = self.jitter.apply(delays.current(), &self.rng);
             self.on_retry.on_retry(attempt, Duration::from_nanos(wait));
             if wait > 0 {
                 self.clock.sleep(Duration::from_nanos(wait)).await;
             }
-            delay = self.backoff.next(delay);
+            delays.advance();
             attempt += 1;
         }
     }

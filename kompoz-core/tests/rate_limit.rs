@@ -322,18 +322,16 @@ fn a_cancelled_waiter_with_later_waiters_leaves_its_slot_spent() {
 
 #[test]
 fn no_spurious_rejections_over_a_long_run() {
-    // 7 per second: an interval of 142_857_142.857… ns. Callers arriving
-    // exactly at the rate (rounded up to whole nanoseconds) are never turned
-    // away over 100_000 calls (about 4 hours).
+    // 7 per second: an interval of 142_857_142.857… ns, rounded up to
+    // 142_857_143 so that the rate is never exceeded. Callers arriving at
+    // that interval are never turned away over 100_000 calls (about 4 hours).
     let clock = ManualClock::new();
-    let limited = RateLimited::new(
-        rule(async |_: &()| true),
-        RateLimit::per_second(7).unwrap(),
-        clock.clone(),
-    )
-    .reject_when_full();
+    let limit = RateLimit::per_second(7).unwrap();
+    assert_eq!(limit.emission_interval(), Duration::from_nanos(142_857_143));
+    let limited =
+        RateLimited::new(rule(async |_: &()| true), limit, clock.clone()).reject_when_full();
     for k in 0..100_000u64 {
-        let t = (k * 1_000_000_000).div_ceil(7);
+        let t = k * 142_857_143;
         clock.advance_to(Instant::from_nanos(t));
         assert!(
             clock.block_on(limited.run(())).0,

@@ -172,8 +172,11 @@ pub enum End {
     Pass,
     /// `(false, ctx)`.
     Fail,
-    /// A panic.
+    /// A panic (in the future, after the yields and the sleep).
     Panic,
+    /// A panic inside `run` itself, before it returns a future (the yields
+    /// and the sleep are ignored).
+    PanicInRun,
 }
 
 impl Script {
@@ -181,6 +184,18 @@ impl Script {
     pub const PASS: Script = Script::new(0, Duration::ZERO, End::Pass);
     /// Fails at once.
     pub const FAIL: Script = Script::new(0, Duration::ZERO, End::Fail);
+
+    /// A panic at every point a call can reach, given the yields and sleep
+    /// of the calls it replaces: inside `run`, at the first poll, after each
+    /// yield, and after the sleep.
+    pub fn panics_at_every_point(yields: usize, sleep: Duration) -> Vec<Script> {
+        let mut scripts = vec![Script::new(0, Duration::ZERO, End::PanicInRun)];
+        scripts.extend((0..=yields).map(|y| Script::new(y, Duration::ZERO, End::Panic)));
+        if !sleep.is_zero() {
+            scripts.push(Script::new(yields, sleep, End::Panic));
+        }
+        scripts
+    }
 
     /// A script.
     pub const fn new(yields: usize, sleep: Duration, end: End) -> Script {
@@ -280,6 +295,10 @@ impl<C, K: Clock> Combinator<C> for Probe<K> {
         self.stats.live.fetch_add(1, Ordering::SeqCst);
         let live = Live(Arc::clone(&self.stats));
         let script = (self.script)(index);
+        if script.end == End::PanicInRun {
+            live.0.panicked.fetch_add(1, Ordering::SeqCst);
+            std::panic::panic_any(SCRIPTED); // `live` goes with the unwind
+        }
         let sleep = (!script.sleep.is_zero()).then(|| self.clock.sleep(script.sleep));
         async move {
             let live = live;
@@ -292,13 +311,13 @@ impl<C, K: Clock> Combinator<C> for Probe<K> {
             let counter = match script.end {
                 End::Pass => &live.0.passed,
                 End::Fail => &live.0.failed,
-                End::Panic => &live.0.panicked,
+                End::Panic | End::PanicInRun => &live.0.panicked,
             };
             counter.fetch_add(1, Ordering::SeqCst);
             match script.end {
                 End::Pass => (true, ctx),
                 End::Fail => (false, ctx),
-                End::Panic => std::panic::panic_any(SCRIPTED),
+                End::Panic | End::PanicInRun => std::panic::panic_any(SCRIPTED),
             }
         }
     }
@@ -318,5 +337,47 @@ impl Future for YieldNow {
             cx.waker().wake_by_ref();
             Poll::Pending
         }
+    }
+}
+
+/// A hook's trigger: counts its hits and panics (with [`SCRIPTED`]) on the
+/// chosen one, so a sweep can first count a hook's hits in a clean run and
+/// then panic at each of them in turn.
+#[derive(Clone, Debug, Default)]
+pub struct PanicAt {
+    target: Option<usize>,
+    hits: Arc<AtomicUsize>,
+}
+
+impl PanicAt {
+    /// Never panics; only counts.
+    pub fn never() -> Self {
+        PanicAt::default()
+    }
+
+    /// Panics on hit `n` (counting from 0).
+    pub fn on(n: usize) -> Self {
+        PanicAt {
+            target: Some(n),
+            hits: Arc::default(),
+        }
+    }
+
+    /// Counts a hit; panics if it is the chosen one.
+    pub fn hit(&self) {
+        let n = self.hits.fetch_add(1, Ordering::SeqCst);
+        if Some(n) == self.target {
+            std::panic::panic_any(SCRIPTED);
+        }
+    }
+
+    /// Hits so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Whether the chosen hit has happened (the panic was raised).
+    pub fn fired(&self) -> bool {
+        self.target.is_some_and(|n| self.hits() > n)
     }
 }

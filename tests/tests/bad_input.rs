@@ -111,6 +111,21 @@ fn table() -> Vec<Row> {
     rows.push(row("burst", 0u32, || {
         RateLimit::with_burst(1, Duration::from_secs(1), 0)
     }));
+    // Beyond the clock's range (a saturated limit would admit every call).
+    rows.push(row("period", Duration::MAX, || {
+        RateLimit::new(1, Duration::MAX)
+    }));
+    rows.push(row(
+        "period",
+        Duration::from_secs(300 * 365 * 86_400),
+        || RateLimit::new(1, Duration::from_secs(300 * 365 * 86_400)),
+    ));
+    rows.push(row("burst", 10u32, || {
+        RateLimit::with_burst(1, Duration::from_secs(100 * 365 * 86_400), 10)
+    }));
+    rows.push(row("burst", u32::MAX, || {
+        RateLimit::with_burst(1, Duration::from_secs(60), u32::MAX)
+    }));
     rows.push(row("name", "", || {
         RateLimited::named(
             pass(),

@@ -111,6 +111,11 @@ impl<K> BreakerBuilder<K> {
     /// How long the circuit stays OPEN before the next call is let through as
     /// a probe. Default 30 s; must be greater than zero. With
     /// [`backoff`](Self::backoff) this is the first open period.
+    ///
+    /// Durations here and in the other settings are kept in whole
+    /// nanoseconds of the clock, up to `u64::MAX` (about 584 years); a longer
+    /// one counts as that much. A circuit opened for that long, or until past
+    /// the clock's last instant, stays open for as long as the clock runs.
     pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
         self.recovery_timeout = timeout;
         self
@@ -126,11 +131,20 @@ impl<K> BreakerBuilder<K> {
     /// Called once per state transition with the old state, the new one and
     /// a [`stats`](Breaker::stats) snapshot taken after the change.
     ///
-    /// It runs on the task that caused the transition, with no internal lock
-    /// held (so it may call `state()`, `stats()`, even `reset()`). Under
-    /// concurrent transitions two callbacks may run at the same time. A
-    /// transition caused by a panicking call runs it during unwinding, where
-    /// a second panic aborts: keep it from panicking.
+    /// It runs after the transition is in place, with no internal lock held
+    /// (so it may call `state()`, `stats()`, even `reset()`), on the task
+    /// that caused the transition or, when another task is delivering
+    /// notifications at that moment, on that one. Calls never overlap and
+    /// come in the order the transitions happened: a `reset()` from inside
+    /// the callback is reported after the transition being reported.
+    ///
+    /// A panicking callback does not wedge the breaker: the transition
+    /// stands, a probe slot taken for the call is given back, the other
+    /// notifications are still delivered, then the panic resumes on the
+    /// caller. If the call was already unwinding from another panic (its
+    /// inner combinator panicked), the callback's panic is dropped and the
+    /// first one goes on. Without `std` (no way to catch a panic) the
+    /// notifications left are delivered by the next one that comes.
     pub fn on_state_change<F>(mut self, callback: F) -> Self
     where
         F: Fn(CircuitState, CircuitState, &CircuitBreakerStats) + Send + Sync + 'static,
@@ -141,6 +155,10 @@ impl<K> BreakerBuilder<K> {
 
     /// Subscribes to every [`BreakerEvent`]: outcomes, slow calls,
     /// rejections and state changes. Without a subscriber no event is built.
+    ///
+    /// Delivered as [`on_state_change`](Self::on_state_change) is (never
+    /// overlapping, in order, a panic resumed after the rest are delivered);
+    /// a call's outcome is recorded before its events are delivered.
     pub fn on_event<F>(mut self, subscriber: F) -> Self
     where
         F: Fn(&BreakerEvent) + Send + Sync + 'static,
@@ -163,7 +181,8 @@ impl<K> BreakerBuilder<K> {
     /// A call that takes at least `threshold` is slow; the circuit opens when
     /// slow calls make up at least `rate_percent` of the calls in the
     /// window (once it holds [`minimum_calls`](Self::minimum_calls)), and a
-    /// slow probe reopens it. Calls are timed (two clock reads) only when
+    /// slow probe reopens it. A threshold beyond about 584 years (`u64::MAX`
+    /// nanoseconds) marks no call slow. Calls are timed (two clock reads) only when
     /// this is set. `threshold` must be greater than zero, `rate_percent`
     /// in (0, 100].
     pub fn slow_calls(mut self, threshold: Duration, rate_percent: f64) -> Self {
@@ -489,8 +508,11 @@ impl Config {
             None => self.recovery_nanos,
             Some((factor, max)) => {
                 let grown = self.recovery_nanos as f64 * powi(factor, trips);
-                // `as` saturates (and maps NaN to 0, which `factor >= 1` rules out).
-                (grown.min(max as f64) as u64).min(max)
+                // `as` saturates (and maps NaN to 0, which `factor >= 1` rules
+                // out). `f64` holds whole nanoseconds exactly only up to 2⁵³
+                // (about 104 days): the floor keeps a rounded-down product
+                // from opening the circuit for less than `recovery_timeout`.
+                (grown.min(max as f64) as u64).clamp(self.recovery_nanos, max)
             }
         }
     }

@@ -11,9 +11,13 @@ use super::CircuitState;
 /// branch per call. With a subscriber, each call is timed (two clock reads),
 /// so every outcome event carries how long the call took.
 ///
-/// Events are delivered on the task that caused them, after the breaker's
-/// bookkeeping is done and with no internal lock held, so a subscriber may
-/// read `state()` and `stats()`. Keep it short: it runs on the call path.
+/// Events are delivered after the breaker's bookkeeping is done and with no
+/// internal lock held, so a subscriber may read `state()` and `stats()`;
+/// one at a time, in the order they happened (an outcome before the
+/// transition it causes, transitions in the order they took place), on the
+/// task that caused them or on one delivering at that moment. Keep it
+/// short: it runs on the call path. A subscriber that panics loses no event
+/// and wedges nothing (see `on_event`).
 ///
 /// # Examples
 ///

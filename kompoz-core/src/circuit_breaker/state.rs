@@ -72,6 +72,14 @@ pub(crate) enum Mode {
 /// Every state change bumps the generation and zeroes both counters, so a
 /// call that captured the word at admission can tell, with one load, whether
 /// its result still belongs to the state it was admitted in.
+///
+/// The generation wraps after 2²⁸ state changes. A call that stays in
+/// flight across exactly a multiple of 2²⁸ of them, and ends in a period of
+/// the same kind (CLOSED, or HALF_OPEN for a probe), is taken for a call of
+/// that period: its one outcome counts there. Wider generations would cost
+/// the counters' bits or a second word per ticket and a second load per
+/// admission on the hot path; the bounded effect (one outcome, never a
+/// leak) is documented on `CircuitBreaker` instead.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Word(pub(crate) u64);
 
@@ -108,6 +116,20 @@ impl Word {
         ((self.0 >> GEN_SHIFT) & GEN_MASK) as u32
     }
 
+    /// Whether a call admitted in `generation` while `state` held belongs
+    /// to this word's period. The state is checked too, although a
+    /// generation names one state, because the generation wraps (see the
+    /// type's docs): a wrapped generation must at least not pass a CLOSED
+    /// outcome off as a probe's, or the reverse.
+    ///
+    /// One masked compare, as cheap as the generation's alone.
+    #[inline]
+    pub(crate) fn admitted(self, generation: u32, state: CircuitState) -> bool {
+        const MASK: u64 = (GEN_MASK << GEN_SHIFT) | (0b11 << STATE_SHIFT);
+        let expected = (u64::from(generation) << GEN_SHIFT) | (state_bits(state) << STATE_SHIFT);
+        self.0 & MASK == expected
+    }
+
     /// Consecutive failures (CLOSED) or probes in flight (HALF_OPEN).
     pub(crate) fn low(self) -> u32 {
         (self.0 & 0xFFFF) as u32
@@ -129,17 +151,22 @@ impl Word {
     /// The word of the next state: generation + 1, counters zero.
     pub(crate) fn next(self, state: CircuitState, mode: Mode) -> Word {
         let generation = (u64::from(self.generation()) + 1) & GEN_MASK;
-        let state = match state {
-            CircuitState::Closed => 0,
-            CircuitState::Open => 1,
-            CircuitState::HalfOpen => 2,
-        };
+        let state = state_bits(state);
         let mode = match mode {
             Mode::Auto => 0,
             Mode::ForcedOpen => 1,
             Mode::ForcedClosed => 2,
         };
         Word((generation << GEN_SHIFT) | (mode << MODE_SHIFT) | (state << STATE_SHIFT))
+    }
+}
+
+/// A state's two bits in the word.
+const fn state_bits(state: CircuitState) -> u64 {
+    match state {
+        CircuitState::Closed => 0,
+        CircuitState::Open => 1,
+        CircuitState::HalfOpen => 2,
     }
 }
 
@@ -169,6 +196,20 @@ mod tests {
         assert_eq!((w.low(), w.high()), (7, COUNTER_MAX));
         assert_eq!(w.state(), CircuitState::HalfOpen);
         assert_eq!(w.with_low(COUNTER_MAX + 5).low(), COUNTER_MAX);
+    }
+
+    #[test]
+    fn admitted_matches_generation_and_state_but_not_mode_or_counters() {
+        let w = Word(GEN_MASK << GEN_SHIFT)
+            .next(CircuitState::HalfOpen, Mode::ForcedClosed)
+            .with_low(3)
+            .with_high(2);
+        assert!(w.admitted(0, CircuitState::HalfOpen));
+        assert!(!w.admitted(0, CircuitState::Closed));
+        assert!(!w.admitted(1, CircuitState::HalfOpen));
+        let c = Word::INITIAL.next(CircuitState::Closed, Mode::Auto);
+        assert!(c.admitted(1, CircuitState::Closed));
+        assert!(!c.admitted(1, CircuitState::HalfOpen));
     }
 
     #[test]

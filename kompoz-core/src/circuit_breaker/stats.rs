@@ -71,7 +71,8 @@ pub struct CircuitBreakerStats {
     /// slow-call policy).
     pub slow_call_count: u64,
     /// Failures in a row in the current CLOSED period (what the default
-    /// policy compares with `failure_threshold`).
+    /// policy compares with `failure_threshold`). Counts up to 65535, the
+    /// largest threshold; with only a rate policy it stays there.
     pub consecutive_failures: u32,
     /// Probe successes so far in the current HALF_OPEN period.
     pub half_open_successes: u32,

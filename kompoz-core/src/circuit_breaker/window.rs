@@ -28,7 +28,9 @@ pub enum SlidingWindow {
     /// The calls that finished in the last `duration`, kept in `buckets`
     /// buckets of `duration / buckets` each: the window slides one bucket at
     /// a time, so it covers between `duration - duration / buckets` and
-    /// `duration` of history.
+    /// `duration` of history. The bucket width is rounded down to whole
+    /// nanoseconds (at least 1), and a `duration` beyond `u64::MAX`
+    /// nanoseconds (about 584 years) counts as that much.
     Time {
         /// How far back the window reaches.
         duration: Duration,
@@ -143,6 +145,9 @@ impl Window {
                         ..Bucket::default()
                     };
                 }
+                // Saturating: past u32::MAX calls in one slice, `calls`
+                // saturates no later than the counts within it, so a rate
+                // can only read high (trip early), never low.
                 bucket.calls = bucket.calls.saturating_add(1);
                 bucket.failures = bucket.failures.saturating_add(u32::from(failure));
                 bucket.slow = bucket.slow.saturating_add(u32::from(slow));

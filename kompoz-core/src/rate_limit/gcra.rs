@@ -41,6 +41,8 @@ pub(crate) struct Reservation {
     pub(crate) wait: u64,
     /// The TAT this reservation set.
     tat: u64,
+    /// The TAT it replaced.
+    previous: u64,
 }
 
 impl Gcra {
@@ -49,6 +51,7 @@ impl Gcra {
         Gcra {
             tat: AtomicU64::new(0),
             interval,
+            // Fits: `RateLimit` refuses `interval × burst` beyond `u64::MAX / 2`.
             tolerance: interval.saturating_mul(u64::from(limit.burst()) - 1),
             limit,
             named_clock,
@@ -70,8 +73,10 @@ impl Gcra {
     /// loaded *before* the clock is read, so the reading is never older than
     /// the one the TAT's writer used (given a monotonic clock, which the
     /// [`Clock`] contract requires): a stale reading could only make a call
-    /// wait or be rejected spuriously. Arithmetic saturates, so a clock near
-    /// its end or a stalled clock cannot wrap the TAT.
+    /// wait or be rejected spuriously. The TAT never wraps: it saturates at
+    /// `u64::MAX` (only a clock some 292 years past its origin gets there,
+    /// see [`RateLimit`]), and a saturated TAT refuses every later call. It
+    /// must not stop moving and admit them all instead.
     pub(crate) fn reserve<K: Clock>(&self, clock: &K, max_wait: u64) -> Option<Reservation> {
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
@@ -81,12 +86,21 @@ impl Gcra {
             if wait > max_wait {
                 return None;
             }
+            if tat == u64::MAX {
+                return None; // no slot left in the clock's range
+            }
             let next = tat.max(now).saturating_add(self.interval);
             match self
                 .tat
                 .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Some(Reservation { wait, tat: next }),
+                Ok(_) => {
+                    return Some(Reservation {
+                        wait,
+                        tat: next,
+                        previous: tat,
+                    });
+                }
                 Err(current) => tat = current,
             }
         }
@@ -97,12 +111,13 @@ impl Gcra {
     /// Otherwise the slot stays spent: later callers already sleep until
     /// their own slots, and moving them is not possible.
     ///
-    /// The rollback restores the TAT exactly: a reservation that had to wait
-    /// was made with `TAT > now`, so it had moved the TAT by one interval.
+    /// The rollback restores the TAT exactly, even where the reservation's
+    /// TAT saturated (subtracting an interval from a saturated TAT would
+    /// move it back further than it had moved forward).
     pub(crate) fn cancel(&self, reservation: &Reservation) {
         let _ = self.tat.compare_exchange(
             reservation.tat,
-            reservation.tat.saturating_sub(self.interval),
+            reservation.previous,
             Ordering::AcqRel,
             Ordering::Relaxed,
         );

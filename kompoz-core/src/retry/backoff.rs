@@ -1,5 +1,5 @@
-//! Delay arithmetic and the jitter's random source, all in whole nanoseconds
-//! with saturation, so no attempt number overflows a delay.
+//! Delay arithmetic and the jitter's random source. Delays are whole
+//! nanoseconds, grown in `f64` and capped, so no attempt number overflows one.
 
 use core::time::Duration;
 
@@ -14,34 +14,57 @@ pub(crate) enum Backoff {
 }
 
 impl Backoff {
-    /// The delay after the first failure.
-    pub(crate) fn first(self) -> u64 {
-        match self {
+    /// The delays, starting with the one after the first failure.
+    pub(crate) fn delays(self) -> Delays {
+        let first = match self {
             Backoff::Fixed(d) => d,
             Backoff::Exponential { base, .. } => base,
+        };
+        Delays {
+            backoff: self,
+            exact: first as f64,
+            current: first,
         }
     }
+}
 
-    /// The delay after `current`: `current · factor`, held within
-    /// `[current, max]`. Computed in `f64`, which `core` multiplies without
-    /// `std` (no `powf` needed); the clamp makes float rounding harmless and
-    /// keeps the sequence non-decreasing.
-    pub(crate) fn next(self, current: u64) -> u64 {
-        match self {
-            Backoff::Fixed(d) => d,
-            Backoff::Exponential { factor, max, .. } => {
-                if current >= max {
-                    return max;
-                }
-                let grown = current as f64 * factor;
-                if grown >= max as f64 {
-                    max
-                } else {
-                    // `as` saturates; the clamp absorbs rounding either way.
-                    (grown as u64).clamp(current, max)
-                }
-            }
+/// The sequence of a back-off's delays.
+///
+/// An exponential delay is `base · factorⁿ` computed in `f64` (which `core`
+/// multiplies without `std`), rounded down to whole nanoseconds only when
+/// it is read: growing from the previous *rounded* delay would keep a 1 ns
+/// base at 1 ns under any factor below 2. The sequence never decreases and
+/// never exceeds `max`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Delays {
+    backoff: Backoff,
+    /// The unrounded delay (exponential back-off only).
+    exact: f64,
+    current: u64,
+}
+
+impl Delays {
+    /// The current delay, in nanoseconds.
+    pub(crate) fn current(&self) -> u64 {
+        self.current
+    }
+
+    /// Moves on to the next delay.
+    pub(crate) fn advance(&mut self) {
+        let Backoff::Exponential { factor, max, .. } = self.backoff else {
+            return;
+        };
+        if self.current >= max {
+            return;
         }
+        self.exact *= factor;
+        self.current = if self.exact >= max as f64 {
+            max
+        } else {
+            // `as` rounds down (and saturates); the clamp keeps the sequence
+            // non-decreasing whatever `f64` rounding does near 2⁵³ ns.
+            (self.exact as u64).clamp(self.current, max)
+        };
     }
 }
 
@@ -163,13 +186,13 @@ mod tests {
             factor: 10.0,
             max: u64::MAX,
         };
-        let mut d = b.first();
+        let mut delays = b.delays();
         for _ in 0..10_000 {
-            let next = b.next(d);
-            assert!(next >= d);
-            d = next;
+            let d = delays.current();
+            delays.advance();
+            assert!(delays.current() >= d);
         }
-        assert_eq!(d, u64::MAX);
+        assert_eq!(delays.current(), u64::MAX);
     }
 
     #[test]
