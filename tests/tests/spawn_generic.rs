@@ -133,3 +133,14 @@ fn a_generic_policy_runs_on_another_thread_under_manual_clock() {
     assert_eq!(verdict, (true, 2));
     assert_eq!(breaker.state(), CircuitState::Closed);
 }
+
+/// Every clock the project ships is a `SendClock` (its docs say so).
+#[test]
+fn every_shipped_clock_is_a_send_clock() {
+    fn send_clock<K: SendClock>(_: &K) {}
+    send_clock(&kompoz_tokio::TokioClock);
+    send_clock(&kompoz_smol::SmolClock);
+    send_clock(&kompoz_async_std::AsyncStdClock);
+    send_clock(&kompoz_core::FuturesTimerClock);
+    send_clock(&ManualClock::new());
+}
