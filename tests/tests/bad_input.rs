@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kompoz_core::{
-    Backoff, Breaker, CircuitBreaker, ConfigError, Limited, ManualClock, RateLimit, RateLimited,
-    Registry, Retry, Semaphore, SlidingWindow, Timeout, parallel_and, parallel_or, rule,
+    Backoff, ClockExt, ConfigError, ManualClock, RateLimit, Registry, Semaphore, SlidingWindow,
+    parallel_and, parallel_or, rule,
 };
 
 type Check = Box<dyn Fn() -> Result<(), ConfigError>>;
@@ -50,25 +50,23 @@ fn table() -> Vec<Row> {
 
     // --- timeout
     rows.push(row("timeout", Duration::ZERO, || {
-        Timeout::new(pass(), Duration::ZERO, clock())
+        clock().with_timeout(pass(), Duration::ZERO)
     }));
 
     // --- semaphore, limiter, registry
     for n in [0, Semaphore::MAX_PERMITS + 1, usize::MAX] {
         rows.push(row("permits", n, move || Semaphore::new(n)));
-        rows.push(row("max_concurrent", n, move || {
-            Limited::new(pass(), n, clock())
-        }));
+        rows.push(row("max_concurrent", n, move || clock().limited(pass(), n)));
         rows.push(row("max_concurrent", n, move || {
             Registry::new().pool("p", n)
         }));
         rows.push(row("max_concurrent", n, move || {
-            Limited::named(pass(), n, "p", &Registry::new(), clock())
+            clock().limited_named_in(pass(), n, "p", &Registry::new())
         }));
     }
     rows.push(row("name", "", || Registry::new().pool("", 1)));
     rows.push(row("name", "", || {
-        Limited::named(pass(), 1, "", &Registry::new(), clock())
+        clock().limited_named_in(pass(), 1, "", &Registry::new())
     }));
     rows.push(row("max_concurrent", 3, || {
         let registry = Registry::new();
@@ -77,7 +75,7 @@ fn table() -> Vec<Row> {
     }));
 
     // --- retry
-    rows.push(row("max_attempts", 0u32, || Retry::new(pass(), 0, clock())));
+    rows.push(row("max_attempts", 0u32, || clock().retry(pass(), 0)));
     for factor in [0.0, 0.5, -1.0, NAN, f64::INFINITY, f64::NEG_INFINITY] {
         rows.push(row("factor", factor, move || {
             Backoff::exponential(MS, factor, Duration::from_secs(1))
@@ -127,13 +125,7 @@ fn table() -> Vec<Row> {
         RateLimit::with_burst(1, Duration::from_secs(60), u32::MAX)
     }));
     rows.push(row("name", "", || {
-        RateLimited::named(
-            pass(),
-            RateLimit::per_second(1)?,
-            "",
-            &Registry::new(),
-            clock(),
-        )
+        clock().rate_limited_named_in(pass(), RateLimit::per_second(1)?, "", &Registry::new())
     }));
     type Other = fn() -> Result<RateLimit, ConfigError>;
     let conflicts: [(&'static str, Other); 3] = [
@@ -146,22 +138,20 @@ fn table() -> Vec<Row> {
     for (parameter, other) in conflicts {
         rows.push(row(parameter, "conflict", move || {
             let registry = Registry::new();
-            let _first =
-                RateLimited::named(pass(), RateLimit::per_second(1)?, "api", &registry, clock())?;
-            RateLimited::named(pass(), other()?, "api", &registry, clock())
+            let _first = clock().rate_limited_named_in(
+                pass(),
+                RateLimit::per_second(1)?,
+                "api",
+                &registry,
+            )?;
+            clock().rate_limited_named_in(pass(), other()?, "api", &registry)
         }));
     }
     rows.push(row("clock", "conflict", || {
         let registry = Registry::new();
         let limit = RateLimit::per_second(1)?;
-        let _first = RateLimited::named(pass(), limit, "api", &registry, clock())?;
-        RateLimited::named(
-            pass(),
-            limit,
-            "api",
-            &registry,
-            kompoz_tokio::TokioClock::new(),
-        )
+        let _first = clock().rate_limited_named_in(pass(), limit, "api", &registry)?;
+        kompoz_tokio::TokioClock::new().rate_limited_named_in(pass(), limit, "api", &registry)
     }));
 
     // --- circuit breaker (each also through the shared `Breaker` builder)
@@ -170,7 +160,7 @@ fn table() -> Vec<Row> {
         rows.push(Row {
             parameter,
             value: format!("{value:?}"),
-            check: Box::new(move || f(Breaker::builder(clock())).build().map(drop)),
+            check: Box::new(move || f(clock().shared_breaker()).build().map(drop)),
         });
     };
     breaker("failure_threshold", &0u32, |b| b.failure_threshold(0));
@@ -264,24 +254,22 @@ fn table() -> Vec<Row> {
 
     // The combinator's own builder forwards to the same validation.
     rows.push(row("failure_threshold", 0u32, || {
-        CircuitBreaker::builder(pass(), clock())
-            .failure_threshold(0)
-            .build()
+        clock().circuit_breaker(pass()).failure_threshold(0).build()
     }));
     rows.push(row("recovery_timeout", Duration::ZERO, || {
-        CircuitBreaker::builder(pass(), clock())
+        clock()
+            .circuit_breaker(pass())
             .recovery_timeout(Duration::ZERO)
             .build()
     }));
     rows.push(row("half_open_max_calls", 0u32, || {
-        CircuitBreaker::builder(pass(), clock())
+        clock()
+            .circuit_breaker(pass())
             .half_open_max_calls(0)
             .build()
     }));
     rows.push(row("failure_rate", NAN, || {
-        CircuitBreaker::builder(pass(), clock())
-            .failure_rate(NAN)
-            .build()
+        clock().circuit_breaker(pass()).failure_rate(NAN).build()
     }));
 
     rows

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use futures::future::join;
 use kompoz_core::{
-    Backoff, Breaker, CircuitState, Clock, Combinator, LimitMode, Limited, ManualClock, RateLimit,
-    RateLimited, Registry, Retry, Timeout, parallel_and, parallel_or, rule,
+    Backoff, Breaker, CircuitState, Clock, ClockExt, Combinator, LimitMode, ManualClock, RateLimit,
+    Registry, parallel_and, parallel_or, rule,
 };
 use kompoz_tests::sweep::{End, Probe, ProbeStats, Script, SweepReport, panics, sweep};
 
@@ -57,7 +57,7 @@ fn timeout_completing_in_time() {
             let clock = ManualClock::new();
             let p = probe(&clock, 5 * MS, End::Pass);
             let stats = p.stats();
-            let t = Arc::new(Timeout::new(p, 10 * MS, clock.clone()).unwrap());
+            let t = Arc::new(clock.with_timeout(p, 10 * MS).unwrap());
             let t2 = Arc::clone(&t);
             (clock.clone(), (clock, stats, t), async move {
                 t2.run(1u32).await
@@ -79,7 +79,7 @@ fn timeout_timing_out() {
             let clock = ManualClock::new();
             let p = probe(&clock, Duration::from_secs(60), End::Pass);
             let stats = p.stats();
-            let t = Arc::new(Timeout::new(p, 10 * MS, clock.clone()).unwrap());
+            let t = Arc::new(clock.with_timeout(p, 10 * MS).unwrap());
             let t2 = Arc::clone(&t);
             let fut = async move {
                 let out = t2.run(1u32).await;
@@ -102,7 +102,7 @@ fn timeout_inner_panics() {
         let clock = ManualClock::new();
         let p = Probe::constant(clock.clone(), Script::new(yields, MS, End::Panic));
         let stats = p.stats();
-        let t = Timeout::new(p, 10 * MS, clock.clone()).unwrap();
+        let t = clock.with_timeout(p, 10 * MS).unwrap();
         assert!(panics(&clock, t.run(())));
         quiet(&clock, &stats);
         assert_eq!((stats.panicked(), t.timeouts()), (1, 0));
@@ -119,7 +119,7 @@ fn limiter_sweep(name: &str, mode: LimitMode, inner_sleep: Duration) {
             let clock = ManualClock::new();
             let p = probe(&clock, inner_sleep, End::Pass);
             let stats = p.stats();
-            let l = Arc::new(Limited::new(p, 1, clock.clone()).unwrap().with_mode(mode));
+            let l = Arc::new(clock.limited(p, 1).unwrap().with_mode(mode));
             let l2 = Arc::clone(&l);
             let fut = async move { join(l2.run(1u32), l2.run(2u32)).await };
             (clock.clone(), (clock, stats, l), fut)
@@ -180,7 +180,8 @@ fn limiter_named_pool_shared() {
             ]
             .into_iter()
             .map(|mode| {
-                Limited::named(p.clone(), 2, "db", &registry, clock.clone())
+                clock
+                    .limited_named_in(p.clone(), 2, "db", &registry)
                     .unwrap()
                     .with_mode(mode)
             })
@@ -216,7 +217,7 @@ fn limiter_inner_panics() {
             let clock = ManualClock::new();
             let p = Probe::constant(clock.clone(), Script::new(yields, MS, End::Panic));
             let stats = p.stats();
-            let l = Limited::new(p, 1, clock.clone()).unwrap().with_mode(mode);
+            let l = clock.limited(p, 1).unwrap().with_mode(mode);
             assert!(panics(&clock, l.run(())));
             quiet(&clock, &stats);
             assert_eq!(
@@ -244,7 +245,7 @@ fn limiter_panic_with_a_waiter() {
         }
     });
     let stats = p.stats();
-    let l = Limited::new(p, 1, clock.clone()).unwrap();
+    let l = clock.limited(p, 1).unwrap();
     assert!(panics(&clock, join(l.run(1), l.run(2))));
     quiet(&clock, &stats);
     assert_eq!((l.available(), l.waiting()), (1, 0));
@@ -261,7 +262,7 @@ fn retry_fails_twice_then_passes() {
                 Script::new(1, MS, if i < 2 { End::Fail } else { End::Pass })
             });
             let stats = p.stats();
-            let retry = Arc::new(Retry::new(p, 3, clock.clone()).unwrap().fixed(2 * MS));
+            let retry = Arc::new(clock.retry(p, 3).unwrap().fixed(2 * MS));
             let r2 = Arc::clone(&retry);
             let fut = async move {
                 assert_eq!(r2.run(7u32).await, (true, 7));
@@ -288,7 +289,8 @@ fn retry_exponential_all_fail() {
             let p = probe(&clock, MS, End::Fail);
             let stats = p.stats();
             let retry = Arc::new(
-                Retry::new(p, 4, clock.clone())
+                clock
+                    .retry(p, 4)
                     .unwrap()
                     .backoff(Backoff::exponential(MS, 2.0, 5 * MS).unwrap()),
             );
@@ -311,7 +313,7 @@ fn retry_inner_panics() {
             Script::new(1, MS, if i == at_call { End::Panic } else { End::Fail })
         });
         let stats = p.stats();
-        let retry = Retry::new(p, 3, clock.clone()).unwrap().fixed(MS);
+        let retry = clock.retry(p, 3).unwrap().fixed(MS);
         assert!(panics(&clock, retry.run(())));
         quiet(&clock, &stats);
         assert_eq!(stats.started(), at_call + 1);
@@ -413,10 +415,10 @@ fn composed_timeout_limiter_retry() {
                 Script::new(1, 2 * MS, if i % 3 == 2 { End::Pass } else { End::Fail })
             });
             let stats = p.stats();
-            let retry = Retry::new(p, 3, clock.clone()).unwrap().fixed(MS);
-            let limited = Limited::new(retry, 1, clock.clone()).unwrap();
+            let retry = clock.retry(p, 3).unwrap().fixed(MS);
+            let limited = clock.limited(retry, 1).unwrap();
             let pool = Arc::clone(limited.pool());
-            let t = Arc::new(Timeout::new(limited, 30 * MS, clock.clone()).unwrap());
+            let t = Arc::new(clock.with_timeout(limited, 30 * MS).unwrap());
             let t2 = Arc::clone(&t);
             let fut = async move { join(t2.run(1u32), t2.run(2u32)).await };
             (clock.clone(), (clock, stats, pool), fut)
@@ -438,7 +440,8 @@ fn guarded(
     probes: u32,
     script: impl Fn(usize) -> Script + Send + Sync + 'static,
 ) -> (Breaker<ManualClock>, Probe<ManualClock>) {
-    let breaker = Breaker::builder(clock.clone())
+    let breaker = clock
+        .shared_breaker()
         .failure_threshold(2)
         .recovery_timeout(10 * MS)
         .half_open_max_calls(probes)
@@ -615,7 +618,7 @@ fn rate_limit_modes() {
                 let p = probe(&clock, MS, End::Pass);
                 let stats = p.stats();
                 let limit = RateLimit::new(1, 10 * MS).unwrap();
-                let l = Arc::new(RateLimited::new(p, limit, clock.clone()).with_mode(mode));
+                let l = Arc::new(clock.rate_limited(p, limit).with_mode(mode));
                 let l2 = Arc::clone(&l);
                 let fut = async move {
                     futures::future::join3(l2.run(1u32), l2.run(2u32), l2.run(3u32)).await
@@ -646,7 +649,7 @@ fn rate_limit_cancelled_waiter_refunds() {
             let p = probe(&clock, Duration::ZERO, End::Pass);
             let stats = p.stats();
             let limit = RateLimit::new(1, 10 * MS).unwrap();
-            let l = Arc::new(RateLimited::new(p, limit, clock.clone()));
+            let l = Arc::new(clock.rate_limited(p, limit));
             // Spend the burst, so the swept call has to wait 10 ms.
             kompoz_tests::block_on_manual(&clock, l.run(0u32));
             let l2 = Arc::clone(&l);
@@ -670,7 +673,7 @@ fn rate_limit_inner_panics() {
     let clock = ManualClock::new();
     let p = Probe::constant(clock.clone(), Script::new(1, MS, End::Panic));
     let stats = p.stats();
-    let l = RateLimited::new(p, RateLimit::per_second(5).unwrap(), clock.clone());
+    let l = clock.rate_limited(p, RateLimit::per_second(5).unwrap());
     assert!(panics(&clock, l.run(1u32)));
     quiet(&clock, &stats);
 }
@@ -863,7 +866,8 @@ fn breaker_walk(slow: bool, hook: Option<BreakerHook>) -> WalkHits {
         state_change.clone(),
         Arc::clone(&callbacks),
     );
-    let mut builder = Breaker::builder(clock.clone())
+    let mut builder = clock
+        .shared_breaker()
         .failure_threshold(2)
         .recovery_timeout(10 * MS)
         .on_state_change(move |from, to, _| {
@@ -1004,7 +1008,7 @@ fn breaker_over_limiter_probe_panics_at_every_point() {
             move |i| if i < 2 { Script::FAIL } else { script },
         );
         let stats = p.stats();
-        let limited = Limited::new(p, 1, clock.clone()).unwrap();
+        let limited = clock.limited(p, 1).unwrap();
         let pool = Arc::clone(limited.pool());
         let g = breaker.guard(limited);
         kompoz_tests::block_on_manual(&clock, async {
@@ -1046,7 +1050,7 @@ fn limiter_panics_at_every_point() {
                     }
                 });
                 let stats = p.stats();
-                let l = Limited::new(p, 1, clock.clone()).unwrap().with_mode(mode);
+                let l = clock.limited(p, 1).unwrap().with_mode(mode);
                 // Rejected at once, the second call never runs its inner combinator.
                 let reached = panicking == 0 || mode != LimitMode::Reject;
                 let panicked = panics(&clock, join(l.run(1u32), l.run(2u32)));
@@ -1077,16 +1081,13 @@ fn rate_limiter_panics_at_every_point() {
         let limit = RateLimit::new(1, 10 * MS).unwrap();
         let p = Probe::constant(clock.clone(), script);
         let stats = p.stats();
-        let swept = RateLimited::named(p, limit, "r", &registry, clock.clone()).unwrap();
-        let checker = RateLimited::named(
-            rule(async |_: &u32| true),
-            limit,
-            "r",
-            &registry,
-            clock.clone(),
-        )
-        .unwrap()
-        .reject_when_full();
+        let swept = clock
+            .rate_limited_named_in(p, limit, "r", &registry)
+            .unwrap();
+        let checker = clock
+            .rate_limited_named_in(rule(async |_: &u32| true), limit, "r", &registry)
+            .unwrap()
+            .reject_when_full();
         assert!(panics(&clock, swept.run(1u32)), "{script:?}");
         quiet(&clock, &stats);
         // The slot of a call that started is spent however it ended...
@@ -1113,7 +1114,7 @@ fn timeout_panics_at_every_point() {
         let clock = ManualClock::new();
         let p = Probe::constant(clock.clone(), script);
         let stats = p.stats();
-        let t = Timeout::new(p, 10 * MS, clock.clone()).unwrap();
+        let t = clock.with_timeout(p, 10 * MS).unwrap();
         assert!(panics(&clock, t.run(1u32)), "{script:?}");
         quiet(&clock, &stats);
         assert_eq!((stats.panicked(), t.timeouts()), (1, 0));
@@ -1124,7 +1125,8 @@ fn timeout_panics_at_every_point() {
     let stats = p.stats();
     let hook = PanicAt::on(0);
     let h = hook.clone();
-    let t = Timeout::new(p, 10 * MS, clock.clone())
+    let t = clock
+        .with_timeout(p, 10 * MS)
         .unwrap()
         .on_timeout(move |ctx: u32| {
             h.hit();
@@ -1159,9 +1161,7 @@ fn retry_panics_in_every_hook_at_every_point() {
                 }
             });
             let stats = p.stats();
-            let retry = Retry::new(p, ATTEMPTS as u32, clock.clone())
-                .unwrap()
-                .fixed(MS);
+            let retry = clock.retry(p, ATTEMPTS as u32).unwrap().fixed(MS);
             assert!(panics(&clock, retry.run(())), "{at_call} {script:?}");
             quiet(&clock, &stats);
             assert_eq!(stats.started(), at_call + 1, "retried after a panic");
@@ -1177,7 +1177,8 @@ fn retry_panics_in_every_hook_at_every_point() {
             let stats = p.stats();
             let hook = PanicAt::on(hit);
             let (h1, h2) = (hook.clone(), hook.clone());
-            let retry = Retry::new(p, ATTEMPTS as u32, clock.clone())
+            let retry = clock
+                .retry(p, ATTEMPTS as u32)
                 .unwrap()
                 .fixed(MS)
                 .on_retry(move |_, _| {
@@ -1288,7 +1289,8 @@ fn breaker_probe_panics_free_its_slot_exactly_once() {
             state_change.clone(),
             Arc::clone(&callbacks),
         );
-        let breaker = Breaker::builder(clock.clone())
+        let breaker = clock
+            .shared_breaker()
             .failure_threshold(1)
             .recovery_timeout(10 * MS)
             .half_open_max_calls(2)
