@@ -421,12 +421,12 @@ where
         // A panicking predicate leaves the call `Suspended`: no outcome, a
         // probe's slot given back.
         let failure = this.predicate.is_failure(ok, &ctx);
-        let notes = this.call.shared.complete(this.call.ticket, failure);
+        let pending = this.call.shared.complete(this.call.ticket, failure);
         // Settled before any listener runs: a listener's panic unwinding
         // through here must not give the probe slot back a second time.
         this.call.stage = Stage::Finished;
-        if notes {
-            this.call.shared.deliver();
+        if let Some(pending) = pending {
+            this.call.shared.deliver(pending);
         }
         Poll::Ready((ok, ctx))
     }

@@ -341,3 +341,72 @@ fn exponential_back_off_grows_from_a_tiny_base() {
     // ⌊1.5ⁿ⌋ ns.
     assert_eq!(*delays.lock().unwrap(), [1, 1, 2, 3, 5, 7, 11]);
 }
+
+// Review of the notification queue: a call delivers its own events and never
+// another thread's. Before, per-call events were queued behind one drainer,
+// so a call that found the queue idle delivered every event other threads
+// posted while its subscriber ran: one rejection stalled for seconds under
+// load, without bound.
+#[test]
+fn each_call_delivers_its_own_events_and_never_another_threads() {
+    use std::thread;
+
+    const CALLS: usize = 1000;
+    let clock = ManualClock::new();
+    let other_done = Arc::new(AtomicBool::new(false));
+    let first_seen = Arc::new(AtomicBool::new(false));
+    let delivered: Arc<Mutex<Vec<thread::ThreadId>>> = Arc::default();
+    let (d, done, first) = (delivered.clone(), other_done.clone(), first_seen.clone());
+    let breaker = Breaker::builder(clock.clone())
+        .on_event(move |e| {
+            if !matches!(e, BreakerEvent::Rejected { .. }) {
+                return;
+            }
+            d.lock().unwrap().push(thread::current().id());
+            // The first rejection's subscriber waits (bounded) for the other
+            // thread to finish all its calls.
+            if !first.swap(true, Ordering::SeqCst) {
+                for _ in 0..10_000 {
+                    if done.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    breaker.force_open();
+    let guarded = Arc::new(breaker.guard(rule(async |_: &u32| true)));
+
+    let first_caller = {
+        let (guarded, clock) = (guarded.clone(), clock.clone());
+        thread::spawn(move || {
+            assert!(!block_on_manual(&clock, guarded.run(0)).0);
+            thread::current().id()
+        })
+    };
+    while !first_seen.load(Ordering::SeqCst) {
+        thread::yield_now();
+    }
+    let other = {
+        let (guarded, clock, done) = (guarded.clone(), clock.clone(), other_done.clone());
+        thread::spawn(move || {
+            for _ in 0..CALLS {
+                assert!(!block_on_manual(&clock, guarded.run(0)).0);
+            }
+            done.store(true, Ordering::SeqCst);
+            thread::current().id()
+        })
+    };
+    let other_id = other.join().unwrap();
+    let first_id = first_caller.join().unwrap();
+    let delivered = delivered.lock().unwrap();
+    let by = |id| delivered.iter().filter(|t| **t == id).count();
+    assert_eq!(
+        by(first_id),
+        1,
+        "the first caller delivered other calls' events"
+    );
+    assert_eq!(by(other_id), CALLS);
+}

@@ -301,6 +301,17 @@ struct LazyNow<'a, K> {
     now: Option<Instant>,
     /// How long the call took (zero when calls are not timed).
     elapsed: Duration,
+    /// The accepted outcome `(failure, slow)`, kept for a subscriber.
+    told: Option<(bool, bool)>,
+}
+
+/// What a completion leaves for the listeners: its own outcome's events
+/// (delivered by the calling thread) and any queued state changes.
+#[derive(Clone, Copy, Debug)]
+#[must_use]
+pub(crate) struct Pending {
+    /// `(failure, slow, elapsed)` of an accepted outcome, if `on_event` listens.
+    outcome: Option<(bool, bool, Duration)>,
 }
 
 impl<K: Clock> LazyNow<'_, K> {
@@ -388,8 +399,12 @@ impl<K: Clock> Shared<K> {
     /// counter bump.
     #[inline(never)]
     fn tell_rejected(&self, state: CircuitState) {
-        self.post(Note::Event(BreakerEvent::Rejected { state }));
+        // Delivered by this thread, not queued: a rejection's cost stays its
+        // own, whatever other threads are doing.
+        let mut caught = Caught::new();
+        caught.run(|| self.deliver_event(&BreakerEvent::Rejected { state }));
         self.drain();
+        caught.resume();
     }
 
     /// OPEN -> HALF_OPEN, with the caller as the first probe. `None` if the
@@ -487,12 +502,11 @@ impl<K: Clock> Shared<K> {
     }
 
     /// Records the outcome of an admitted call. No user code runs here:
-    /// `true` means listeners may have notes waiting, which the caller
+    /// `Some` means listeners may have something to hear, which the caller
     /// delivers with [`deliver`](Self::deliver) once it has marked the call
     /// settled, so that a listener's panic finds nothing left to undo.
     #[inline]
-    #[must_use]
-    pub(crate) fn complete(&self, ticket: Ticket, failure: bool) -> bool {
+    pub(crate) fn complete(&self, ticket: Ticket, failure: bool) -> Option<Pending> {
         // The healthy CLOSED success, inline: one load, one relaxed add.
         // Exactly what `complete_slow` does for it when nothing reads the
         // clock, keeps a window or listens.
@@ -502,25 +516,42 @@ impl<K: Clock> Shared<K> {
                 if self.count_successes {
                     self.successes.fetch_add(1, Ordering::Relaxed);
                 }
-                return false;
+                return None;
             }
         }
-        self.complete_slow(ticket, failure);
-        self.listens
+        let pending = self.complete_slow(ticket, failure);
+        self.listens.then_some(pending)
     }
 
-    /// Delivers the notes waiting for the listeners (after `complete`
-    /// returned `true`).
-    pub(crate) fn deliver(&self) {
+    /// Tells the listeners what a completion left (after `complete`
+    /// returned `Some`): the call's own outcome events first, delivered by
+    /// this thread, then the queued state changes. Outcome events are never
+    /// queued, so one caller never delivers other callers' events and its
+    /// cost stays bounded by its own.
+    pub(crate) fn deliver(&self, pending: Pending) {
+        let mut caught = Caught::new();
+        if let Some((failure, slow, elapsed)) = pending.outcome {
+            caught.run(|| {
+                self.deliver_event(&match failure {
+                    true => BreakerEvent::Failure { elapsed },
+                    false => BreakerEvent::Success { elapsed },
+                })
+            });
+            if slow {
+                caught.run(|| self.deliver_event(&BreakerEvent::SlowCall { elapsed }));
+            }
+        }
         self.drain_listened();
+        caught.resume();
     }
 
     #[inline(never)]
-    fn complete_slow(&self, ticket: Ticket, failure: bool) {
+    fn complete_slow(&self, ticket: Ticket, failure: bool) -> Pending {
         let mut now = LazyNow {
             clock: &self.clock,
             now: None,
             elapsed: Duration::ZERO,
+            told: None,
         };
         if self.end_time_always {
             now.get();
@@ -540,18 +571,20 @@ impl<K: Clock> Shared<K> {
         if outcome.is_some() && failure {
             self.stamp_failure(&mut now);
         }
+        Pending {
+            outcome: now.told.map(|(failure, slow)| (failure, slow, now.elapsed)),
+        }
     }
 
     /// Counts an accepted outcome in the totals. A failure's time is
     /// stamped later, by [`stamp_failure`](Self::stamp_failure).
     ///
-    /// The outcome's events are queued here: after the staleness check, and
-    /// (on the paths that may trip) under the lock, before any transition
-    /// the outcome causes.
+    /// The outcome is kept for a subscriber here (after the staleness
+    /// check); the caller delivers it before any transition it caused.
     #[inline]
     fn count(&self, failure: bool, slow: bool, now: &mut LazyNow<'_, K>) {
         if self.on_event.is_some() {
-            self.post_outcome(failure, slow, now.elapsed);
+            now.told = Some((failure, slow));
         }
         if failure {
             self.failures.fetch_add(1, Ordering::Relaxed);
@@ -566,19 +599,6 @@ impl<K: Clock> Shared<K> {
         }
         if slow {
             self.slow_calls.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Queues an outcome's events (kept out of line: only subscribers pay).
-    #[cold]
-    #[inline(never)]
-    fn post_outcome(&self, failure: bool, slow: bool, elapsed: Duration) {
-        self.post(Note::Event(match failure {
-            true => BreakerEvent::Failure { elapsed },
-            false => BreakerEvent::Success { elapsed },
-        }));
-        if slow {
-            self.post(Note::Event(BreakerEvent::SlowCall { elapsed }));
         }
     }
 
@@ -787,8 +807,8 @@ impl<K: Clock> Shared<K> {
     /// A call whose inner combinator panicked: a failure, as an exception
     /// is in resilience4j (a probe's panic reopens the circuit).
     pub(crate) fn inner_panicked(&self, ticket: Ticket) {
-        if self.complete(ticket, true) {
-            self.deliver();
+        if let Some(pending) = self.complete(ticket, true) {
+            self.deliver(pending);
         }
     }
 
@@ -842,19 +862,11 @@ impl<K: Clock> Shared<K> {
         self.drain();
     }
 
-    /// Queues a note for the listeners (nothing if no one listens to it).
-    fn post(&self, note: Note) {
-        let wanted = match note {
-            Note::Event(_) => self.on_event.is_some(),
-            Note::StateChange { .. } => self.listens,
-        };
-        if wanted {
-            self.notes.lock().push(note);
-        }
-    }
-
+    /// Queues a transition for the listeners (nothing if no one listens).
     fn post_transition(&self, from: CircuitState, to: CircuitState) {
-        self.post(Note::StateChange { from, to });
+        if self.listens {
+            self.notes.lock().push(Note::StateChange { from, to });
+        }
     }
 
     /// Delivers the queued notes, in order, unless another drainer is at
@@ -887,7 +899,6 @@ impl<K: Clock> Shared<K> {
             let next = self.notes.lock().next();
             let Some(note) = next else { break };
             match note {
-                Note::Event(event) => caught.run(|| self.deliver_event(&event)),
                 Note::StateChange { from, to } => {
                     if let Some(callback) = &self.on_state_change {
                         caught.run(|| callback(from, to, &self.stats()));
@@ -977,13 +988,13 @@ mod tests {
         assert_eq!(wrapped.state(), CircuitState::HalfOpen);
         shared.word.store(wrapped.0, Ordering::Release);
         // Would count as one more probe in flight. (No listeners: nothing to deliver.)
-        assert!(!shared.complete(closed, true));
+        assert!(shared.complete(closed, true).is_none());
         assert_eq!(
             shared.load(),
             wrapped,
             "a stale CLOSED failure changed the HALF_OPEN word"
         );
-        assert!(!shared.complete(closed, false));
+        assert!(shared.complete(closed, false).is_none());
         assert_eq!(shared.load(), wrapped);
         assert_eq!(breaker.stats().failure_count, 0);
     }

@@ -129,7 +129,8 @@ impl<K> BreakerBuilder<K> {
     }
 
     /// Called once per state transition with the old state, the new one and
-    /// a [`stats`](Breaker::stats) snapshot taken after the change.
+    /// a [`stats`](Breaker::stats) snapshot taken when the callback is called
+    /// (after the change; under concurrent calls, later changes may show).
     ///
     /// It runs after the transition is in place, with no internal lock held
     /// (so it may call `state()`, `stats()`, even `reset()`), on the task
@@ -156,9 +157,17 @@ impl<K> BreakerBuilder<K> {
     /// Subscribes to every [`BreakerEvent`]: outcomes, slow calls,
     /// rejections and state changes. Without a subscriber no event is built.
     ///
-    /// Delivered as [`on_state_change`](Self::on_state_change) is (never
-    /// overlapping, in order, a panic resumed after the rest are delivered);
-    /// a call's outcome is recorded before its events are delivered.
+    /// `StateChange` events are delivered with
+    /// [`on_state_change`](Self::on_state_change) (never overlapping, in the
+    /// order the transitions happened). A call's own events — its outcome,
+    /// a slow call, a rejection — are delivered by the task that made the
+    /// call, after the outcome is recorded and before the state change it
+    /// caused is reported from that task; calls on other tasks may deliver
+    /// theirs at the same time, so the subscriber must be `Sync` (it is) and
+    /// may see events of concurrent calls interleaved. A panicking
+    /// subscriber is resumed on the caller after the rest are delivered.
+    /// Nothing is queued per call, so a slow subscriber slows only the calls
+    /// whose events it is handling.
     pub fn on_event<F>(mut self, subscriber: F) -> Self
     where
         F: Fn(&BreakerEvent) + Send + Sync + 'static,

@@ -1,14 +1,18 @@
-//! Delivering a breaker's notifications (`on_state_change` calls and
-//! `on_event` events) in the order they happened, whatever the callbacks do.
+//! Delivering a breaker's state changes (`on_state_change` calls and
+//! `StateChange` events) in the order they happened, whatever the callbacks
+//! do. A call's own events (outcome, slow call, rejection) are not queued:
+//! the calling thread delivers them (see `Shared::deliver`), so no thread
+//! ever delivers other threads' per-call events.
 //!
-//! Notes are queued where they happen (a state change under the breaker's
-//! lock, so the queue's order is the order of the transitions) and delivered
-//! by one drainer at a time, after the bookkeeping is done and with no lock
-//! held. A callback that changes the state itself (`reset()` from
+//! Transitions are queued where they happen (under the breaker's lock, so
+//! the queue's order is the order of the transitions) and delivered by one
+//! drainer at a time, after the bookkeeping is done and with no lock held.
+//! A callback that changes the state itself (`reset()` from
 //! `on_state_change`) only queues its note: the drainer already running
 //! delivers it after the one in progress, so every listener sees transitions
 //! in the order they happened. A thread that finds a drainer at work leaves
-//! its notes to it.
+//! its notes to it; the drainer's work is bounded by the rate of state
+//! changes.
 //!
 //! With `std`, a panicking callback does not stop the delivery: the other
 //! notes are delivered, then the first panic resumes (or, if the thread is
@@ -18,13 +22,14 @@
 
 use alloc::collections::VecDeque;
 
-use super::{BreakerEvent, CircuitState};
+use super::CircuitState;
 
-/// One thing to tell the listeners.
+/// One thing to tell the listeners. Only transitions are queued: a call's
+/// own events (its outcome, a rejection) are delivered by the calling
+/// thread, so a drainer's work is bounded by the rate of state changes, not
+/// by the rate of calls on other threads.
 #[derive(Debug)]
 pub(crate) enum Note {
-    /// An event for `on_event` alone.
-    Event(BreakerEvent),
     /// A transition: `on_state_change`, then a `StateChange` event.
     StateChange {
         from: CircuitState,
