@@ -90,7 +90,10 @@ use crate::Combinator;
 )]
 pub trait SendCombinator<C>: Combinator<C> + Send + Sync + 'static {
     /// Runs the stack on `ctx`; the future owns what it needs, so it is
-    /// `'static` and can be spawned.
+    /// `'static` and can be spawned. Stacks start work on the first poll;
+    /// a bare `rule_fn` / `transform_fn` leaf calls its closure here, when
+    /// `run_send` is called, and awaits the closure's future on the first
+    /// poll.
     fn run_send(&self, ctx: C) -> impl Future<Output = (bool, C)> + Send + 'static;
 
     /// This combinator as a part of a stack that generic code builds, its

@@ -37,12 +37,21 @@ use super::{Clock, Instant};
 /// - A sleep completes only once this clock's `now()` has passed its
 ///   deadline: if `K`'s timer (the operating system's clock, adjusted by
 ///   NTP) fires before the counter says so, the sleep waits out the rest.
-/// - The counter is read without a serialising instruction, as `quanta`
-///   does: a reading taken just after a thread synchronised with another
-///   (through an atomic) can be older than the other thread's last reading
-///   by at most the time that synchronisation took (tens of nanoseconds), so
-///   a call may be judged as if it had arrived that much earlier. Use `K`
-///   itself where that matters.
+/// - **It relaxes [`Clock`]'s cross-thread monotonicity.** The counter is
+///   read without a serialising instruction, as `quanta` does, and `quanta`
+///   checks that the counter is invariant, not that every core's counter
+///   agrees: a reading taken on one thread just after synchronising with
+///   another can be older than the other thread's last reading (by the
+///   synchronisation's time on CPUs whose cores share one counter, which
+///   current x86 CPUs do; by the cores' skew where they do not). Each
+///   thread's own readings never go back. What an older reading does here:
+///   a rate-limit check is judged as if it came that much earlier (stricter,
+///   never looser), an OPEN breaker rejects that much longer, and
+///   differences of instants saturate at zero instead of going negative.
+///   Use `K` itself where an exact cross-thread order of readings matters.
+/// - The first `FastClock` of a process calibrates the counter against the
+///   operating system's clock, which can take up to a few hundred
+///   milliseconds; create one at start-up, not on a request's path.
 ///
 /// # Examples
 ///

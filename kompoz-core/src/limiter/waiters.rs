@@ -31,8 +31,13 @@ struct Node {
 }
 
 /// Whether the waiter holding `ticket` has been granted a permit, given the
-/// last ticket granted. Tickets wrap around; fewer than `usize::MAX / 2`
-/// waiters are ever queued at once, so the signed distance decides.
+/// last ticket granted. Tickets wrap around and the signed distance decides,
+/// which holds while fewer than `usize::MAX / 2` hand-offs happen between a
+/// waiter's grant and its next poll or drop. On 64-bit targets that cannot
+/// happen; on 32-bit targets it would take 2^31 hand-offs while one granted
+/// task is never polled (an executor that stopped polling it), after which
+/// that waiter could misread its grant. Documented, not guarded: a guard
+/// would cost every hand-off a wider atomic on those targets.
 #[inline]
 pub(crate) fn is_granted(last_granted: usize, ticket: usize) -> bool {
     (last_granted.wrapping_sub(ticket) as isize) >= 0
