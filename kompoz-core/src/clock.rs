@@ -170,7 +170,9 @@ impl fmt::Debug for Instant {
 /// - [`now`](Clock::now) MUST be monotonic: a call that happens after another
 ///   (on any thread) MUST NOT return an earlier instant. Wall-clock time is not
 ///   acceptable: a clock that jumps back makes rate limits reject spuriously and
-///   breakers stay open too long.
+///   breakers stay open too long. (The opt-in `FastClock` keeps this per
+///   thread and relaxes it across threads by the time a synchronisation
+///   takes; its docs say what that does.)
 /// - [`now`](Clock::now) MUST NOT fail, block, or panic, and SHOULD be cheap:
 ///   some combinators read it once per call.
 /// - The future from [`sleep`](Clock::sleep) MUST complete once at least the
