@@ -135,7 +135,7 @@ impl<K> BreakerBuilder<K> {
     /// It runs after the transition is in place, with no internal lock held
     /// (so it may call `state()`, `stats()`, even `reset()`), on the task
     /// that caused the transition or, when another task is delivering
-    /// notifications at that moment, on that one. Calls never overlap and
+    /// state changes at that moment, on that one. Calls never overlap and
     /// come in the order the transitions happened: a `reset()` from inside
     /// the callback is reported after the transition being reported.
     ///

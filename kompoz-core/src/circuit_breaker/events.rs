@@ -12,11 +12,13 @@ use super::CircuitState;
 /// so every outcome event carries how long the call took.
 ///
 /// Events are delivered after the breaker's bookkeeping is done and with no
-/// internal lock held, so a subscriber may read `state()` and `stats()`;
-/// one at a time, in the order they happened (an outcome before the
-/// transition it causes, transitions in the order they took place), on the
-/// task that caused them or on one delivering at that moment. Keep it
-/// short: it runs on the call path. A subscriber that panics loses no event
+/// internal lock held, so a subscriber may read `state()` and `stats()`.
+/// A call's own events (outcome, slow call, rejection) are delivered by the
+/// task that made the call, before the transition it causes is reported
+/// from that task; `StateChange` events one at a time, in the order the
+/// transitions took place, on the task that caused them or on one
+/// delivering at that moment. Events of concurrent calls may interleave.
+/// Keep it short: it runs on the call path. A subscriber that panics loses no event
 /// and wedges nothing (see `on_event`).
 ///
 /// # Examples
