@@ -3,7 +3,7 @@
 use core::time::Duration;
 
 use crate::{
-    Breaker, BreakerBuilder, CircuitBreaker, CircuitBreakerBuilder, Clock, ConfigError, Limited,
+    Policy, Breaker, BreakerBuilder, CircuitBreaker, CircuitBreakerBuilder, Clock, ConfigError, Limited,
     RateLimit, RateLimited, Registry, Retry, Timeout,
 };
 
@@ -83,6 +83,14 @@ use crate::{
 /// # Ok::<(), ConfigError>(())
 /// ```
 pub trait ClockExt: Clock {
+    /// An empty call [`Policy`] on this clock: add layers outermost first
+    /// (`.limit_to(10)?.retry(3)?.breaker(&breaker).timeout(d)?`), then
+    /// `policy.call(|| fetch(url)).await` returns `Result<T, Error<E>>`.
+    /// See the [`call`](crate::call) module for the layers and their order.
+    fn policy(&self) -> Policy<Self> {
+        Policy::new(self.clone())
+    }
+
     /// Wraps `inner` so that a call that has not finished within `timeout`
     /// is dropped and returns `(false, ctx)` (kompoz's `with_timeout`).
     ///

@@ -73,6 +73,7 @@ mod sync;
 
 pub mod algebra;
 pub mod boxed;
+pub mod call;
 pub mod circuit_breaker;
 pub mod clock;
 mod clock_ext;
@@ -121,6 +122,7 @@ pub use circuit_breaker::{
     Breaker, BreakerBuilder, CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerStats,
     CircuitState, SlidingWindow,
 };
+pub use call::{Error, Policy};
 pub use error::ConfigError;
 pub use limiter::{LimitMode, Limited, Semaphore};
 pub use rate_limit::{RateLimit, RateLimited};

@@ -9,7 +9,7 @@ use crate::{Clock, Combinator, ConfigError};
 mod backoff;
 
 pub use backoff::Jitter;
-use backoff::{Backoff as Schedule, SplitMix};
+pub(crate) use backoff::{Backoff as Schedule, SplitMix};
 
 /// How long a [`Retry`] waits between attempts: a validated value.
 ///
@@ -80,6 +80,13 @@ impl Backoff {
             factor,
             max: duration_to_nanos(max_delay),
         }))
+    }
+}
+
+impl Backoff {
+    /// The schedule behind it, for the call API's retry layer.
+    pub(crate) fn schedule(self) -> Schedule {
+        self.0
     }
 }
 
