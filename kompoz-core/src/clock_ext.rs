@@ -3,8 +3,8 @@
 use core::time::Duration;
 
 use crate::{
-    Policy, Breaker, BreakerBuilder, CircuitBreaker, CircuitBreakerBuilder, Clock, ConfigError, Limited,
-    RateLimit, RateLimited, Registry, Retry, Timeout,
+    Breaker, BreakerBuilder, CircuitBreaker, CircuitBreakerBuilder, Clock, ConfigError, Limited,
+    Policy, RateLimit, RateLimited, Registry, Retry, Timeout,
 };
 
 /// The constructors of every combinator that takes time, on the clock that

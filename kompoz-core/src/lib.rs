@@ -118,11 +118,11 @@ pub use clock::{Clock, Instant, SendClock};
 pub use clock_ext::ClockExt;
 
 // The resilience combinators, their builders and their values.
+pub use call::{Error, Policy};
 pub use circuit_breaker::{
     Breaker, BreakerBuilder, CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerStats,
     CircuitState, SlidingWindow,
 };
-pub use call::{Error, Policy};
 pub use error::ConfigError;
 pub use limiter::{LimitMode, Limited, Semaphore};
 pub use rate_limit::{RateLimit, RateLimited};

@@ -135,9 +135,9 @@ impl<E> From<TimedOut> for Error<E> {
 
 // STAND-IN breaker permit over the breaker's internals.
 pub(crate) mod permit_standin {
-    use crate::circuit_breaker::Breaker;
-    use crate::Clock;
     use super::CircuitOpen;
+    use crate::Clock;
+    use crate::circuit_breaker::Breaker;
 
     pub struct BreakerPermit<'a, K: Clock> {
         pub(crate) breaker: &'a Breaker<K>,
@@ -146,7 +146,10 @@ pub(crate) mod permit_standin {
     impl<K: Clock> Breaker<K> {
         pub fn try_acquire(&self) -> Result<BreakerPermit<'_, K>, CircuitOpen> {
             match self.shared().acquire() {
-                Some(t) => Ok(BreakerPermit { breaker: self, ticket: Some(t) }),
+                Some(t) => Ok(BreakerPermit {
+                    breaker: self,
+                    ticket: Some(t),
+                }),
                 None => Err(CircuitOpen::new(self.state(), None)),
             }
         }
@@ -155,14 +158,22 @@ pub(crate) mod permit_standin {
         pub fn record(mut self, failure: bool) {
             let t = self.ticket.take().unwrap();
             let s = self.breaker.shared();
-            if let Some(p) = s.complete(t, failure) { s.deliver(p) }
+            if let Some(p) = s.complete(t, failure) {
+                s.deliver(p)
+            }
         }
-        pub fn success(self) { self.record(false) }
-        pub fn failure(self) { self.record(true) }
+        pub fn success(self) {
+            self.record(false)
+        }
+        pub fn failure(self) {
+            self.record(true)
+        }
     }
     impl<K: Clock> Drop for BreakerPermit<'_, K> {
         fn drop(&mut self) {
-            if let Some(t) = self.ticket.take() { self.breaker.shared().abandon(t) }
+            if let Some(t) = self.ticket.take() {
+                self.breaker.shared().abandon(t)
+            }
         }
     }
 }
