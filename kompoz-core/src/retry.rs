@@ -379,7 +379,6 @@ impl<A, K, H, S> Retry<A, K, H, S> {
         }
     }
 
-
     /// Stops retrying after a failed attempt whose context makes `stop`
     /// return `true` (a permanent error, say); that attempt's `(false, ctx)`
     /// is the result. Only failed attempts are checked: a pass ends the

@@ -1,0 +1,476 @@
+//! The call API on every runtime: a typed refusal from each layer, values
+//! and errors that are neither `Clone` nor `Copy`, classification,
+//! refusals not retried, retry hooks, panics, and one breaker shared by the
+//! algebra and a policy.
+//!
+//! On the real-time runtimes a behaviour only ever waits for the short side
+//! of a comparison (an operation of 60 s against a timeout of 20 ms).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use kompoz_core::call::Error;
+use kompoz_core::{Breaker, CircuitState, Clock, ClockExt, Combinator, Semaphore, rule_fn};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// An error that is neither `Clone` nor `Copy` (an `io::Error` inside).
+#[derive(Debug)]
+struct FetchError {
+    url: String,
+    cause: std::io::Error,
+}
+
+/// A value that is neither `Clone` nor `Copy`.
+#[derive(Debug, PartialEq)]
+struct Page {
+    body: String,
+}
+
+fn fetch_error(url: &str) -> FetchError {
+    FetchError {
+        url: url.into(),
+        cause: std::io::Error::other("connection reset"),
+    }
+}
+
+/// An operation that fails `failures` times, then returns a page; counts
+/// its attempts.
+fn flaky(
+    failures: u32,
+) -> (
+    Arc<AtomicU32>,
+    impl FnMut() -> std::future::Ready<Result<Page, FetchError>>,
+) {
+    let attempts = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&attempts);
+    (attempts, move || {
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(if n < failures {
+            Err(fetch_error("http://svc/"))
+        } else {
+            Ok(Page {
+                body: format!("attempt {}", n + 1),
+            })
+        })
+    })
+}
+
+async fn the_value_and_the_error_need_not_be_clone<K: Clock>(clock: K) {
+    let policy = clock.policy().retry(3).unwrap().timeout(ms(20)).unwrap();
+    let (attempts, op) = flaky(2);
+    let page = policy.call(op).await.unwrap();
+    assert_eq!(
+        page,
+        Page {
+            body: "attempt 3".into()
+        }
+    );
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+
+    let (attempts, op) = flaky(u32::MAX);
+    match policy.call(op).await {
+        Err(Error::Inner(FetchError { url, cause })) => {
+            assert_eq!(url, "http://svc/");
+            assert_eq!(cause.kind(), std::io::ErrorKind::Other);
+        }
+        other => panic!("expected the last attempt's own error, got {other:?}"),
+    }
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+}
+
+async fn a_timeout_refuses_with_timed_out_and_its_duration<K: Clock>(clock: K) {
+    let policy = clock.policy().timeout(ms(20)).unwrap();
+    let k = clock.clone();
+    let out = policy
+        .call(|| {
+            let sleep = k.sleep(Duration::from_secs(60));
+            async move {
+                sleep.await;
+                Ok::<_, FetchError>(Page {
+                    body: "late".into(),
+                })
+            }
+        })
+        .await;
+    match out {
+        Err(Error::TimedOut(t)) => assert_eq!(t.after(), ms(20)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+async fn an_open_breaker_refuses_with_circuit_open<K: Clock>(clock: K) {
+    let breaker = clock.shared_breaker().failure_threshold(2).build().unwrap();
+    let policy = clock.policy().breaker(&breaker);
+    let (attempts, mut op) = flaky(u32::MAX);
+    for _ in 0..2 {
+        assert!(matches!(policy.call(&mut op).await, Err(Error::Inner(_))));
+    }
+    match policy.call(&mut op).await {
+        Err(Error::CircuitOpen(open)) => assert_eq!(open.state(), CircuitState::Open),
+        other => panic!("expected an open circuit, got {other:?}"),
+    }
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        2,
+        "the refused call never ran"
+    );
+    // The one-layer form refuses alike.
+    assert!(matches!(
+        breaker.call(&mut op).await,
+        Err(Error::CircuitOpen(_))
+    ));
+}
+
+async fn a_full_pool_refuses_with_pool_full<K: Clock>(clock: K) {
+    let pool = Arc::new(Semaphore::new(1).unwrap());
+    let rejecting = clock.policy().limit(&pool).reject_when_full();
+    let bounded = clock.policy().limit(&pool).wait_at_most(ms(20));
+    let held = pool.try_acquire().unwrap();
+    let (attempts, mut op) = flaky(0);
+    match rejecting.call(&mut op).await {
+        Err(Error::PoolFull(full)) => assert_eq!(full.waited(), Duration::ZERO),
+        other => panic!("expected a full pool, got {other:?}"),
+    }
+    match bounded.call(&mut op).await {
+        Err(Error::PoolFull(full)) => assert_eq!(full.waited(), ms(20)),
+        other => panic!("expected a full pool after the bound, got {other:?}"),
+    }
+    assert_eq!(attempts.load(Ordering::SeqCst), 0);
+    assert_eq!(pool.waiting(), 0, "the bounded waiter left the queue");
+    drop(held);
+    assert!(bounded.call(&mut op).await.is_ok());
+    assert_eq!(pool.available(), 1);
+}
+
+async fn refusals_are_not_retried_unless_asked<K: Clock>(clock: K) {
+    let breaker = clock.shared_breaker().failure_threshold(1).build().unwrap();
+    breaker.force_open();
+    let attempts = AtomicU32::new(0);
+    let policy = clock.policy().retry(5).unwrap().breaker(&breaker);
+    let refused = policy
+        .call(|| {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, FetchError>(()) }
+        })
+        .await;
+    assert!(matches!(refused, Err(Error::CircuitOpen(_))));
+    assert_eq!(
+        breaker.stats().rejected_count,
+        1,
+        "one attempt, refused, not retried"
+    );
+
+    // Asked for: every attempt is tried (and refused: the breaker is forced open).
+    let asked = clock
+        .policy()
+        .retry(3)
+        .unwrap()
+        .retry_error_if(|e: &Error<FetchError>| e.is_refusal())
+        .breaker(&breaker);
+    let refused = asked.call(|| async { Ok::<_, FetchError>(()) }).await;
+    assert!(matches!(refused, Err(Error::CircuitOpen(_))));
+    assert_eq!(breaker.stats().rejected_count, 4);
+    assert_eq!(attempts.load(Ordering::SeqCst), 0);
+}
+
+async fn classification_predicates_decide_failures_and_retries<K: Clock>(clock: K) {
+    #[derive(Debug)]
+    enum ApiError {
+        Unavailable,
+        NotFound,
+    }
+    let breaker = clock.shared_breaker().failure_threshold(2).build().unwrap();
+    let attempts = AtomicU32::new(0);
+    let policy = clock
+        .policy()
+        .retry(3)
+        .unwrap()
+        .retry_if(|e: &ApiError| matches!(e, ApiError::Unavailable))
+        .breaker(&breaker)
+        .failure_if_err(|e: &ApiError| matches!(e, ApiError::Unavailable))
+        .failure_if_ok(|page: &Page| page.body.is_empty());
+    let call = |result: fn() -> Result<Page, ApiError>| {
+        let attempts = &attempts;
+        policy.call(move || {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(result())
+        })
+    };
+
+    // NotFound: not retried, not a failure.
+    for _ in 0..3 {
+        assert!(matches!(
+            call(|| Err(ApiError::NotFound)).await,
+            Err(Error::Inner(ApiError::NotFound))
+        ));
+    }
+    assert_eq!(attempts.swap(0, Ordering::SeqCst), 3);
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    assert_eq!(breaker.stats().failure_count, 0);
+
+    // An empty page is returned, but counts as a failure: one more opens the breaker.
+    assert_eq!(
+        call(|| Ok(Page {
+            body: String::new()
+        }))
+        .await
+        .unwrap()
+        .body,
+        ""
+    );
+    assert_eq!(breaker.stats().failure_count, 1);
+
+    // Unavailable is retried and is a failure: the second failure opens the
+    // breaker, and the third attempt is refused.
+    assert!(matches!(
+        call(|| Err(ApiError::Unavailable)).await,
+        Err(Error::CircuitOpen(_))
+    ));
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(breaker.state(), CircuitState::Open);
+}
+
+async fn timeouts_inside_the_breaker_are_failures_and_are_retried<K: Clock>(clock: K) {
+    let breaker = clock.shared_breaker().failure_threshold(3).build().unwrap();
+    let log = Mutex::new(Vec::new());
+    let policy = clock
+        .policy()
+        .retry(2)
+        .unwrap()
+        .fixed(ms(5))
+        .on_retry(|attempt, delay, error: &Error<FetchError>| {
+            log.lock()
+                .unwrap()
+                .push((attempt, delay, error.to_string()));
+        })
+        .breaker(&breaker)
+        .timeout(ms(20))
+        .unwrap();
+    let k = clock.clone();
+    let out = policy
+        .call(|| {
+            let sleep = k.sleep(Duration::from_secs(60));
+            async move {
+                sleep.await;
+                Ok::<_, FetchError>(())
+            }
+        })
+        .await;
+    assert!(matches!(out, Err(Error::TimedOut(_))));
+    assert_eq!(breaker.stats().failure_count, 2);
+    let log = log.into_inner().unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].0, log[0].1), (1, ms(5)));
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fetching {}: {}", self.url, self.cause)
+    }
+}
+
+impl std::error::Error for FetchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.cause)
+    }
+}
+
+async fn one_breaker_guards_a_combinator_and_a_policy<K: Clock>(clock: K) {
+    let breaker: Breaker<K> = clock.shared_breaker().failure_threshold(2).build().unwrap();
+    let check = breaker.guard(rule_fn(|n: &u32| {
+        let even = *n % 2 == 0;
+        async move { even }
+    }));
+    let policy = clock.policy().breaker(&breaker);
+
+    // One failure from each face opens the one breaker.
+    assert_eq!(check.run(1).await, (false, 1));
+    assert!(matches!(
+        policy
+            .call(|| async { Err::<(), _>(fetch_error("x")) })
+            .await,
+        Err(Error::Inner(_))
+    ));
+    assert_eq!(breaker.state(), CircuitState::Open);
+    // Both faces are refused now.
+    assert_eq!(check.run(2).await, (false, 2));
+    assert!(matches!(
+        policy.call(|| async { Ok::<_, FetchError>(()) }).await,
+        Err(Error::CircuitOpen(_))
+    ));
+    assert_eq!(breaker.stats().rejected_count, 2);
+}
+
+async fn a_panicking_predicate_leaks_nothing<K: Clock>(clock: K) {
+    let breaker = clock
+        .shared_breaker()
+        .failure_threshold(1)
+        .recovery_timeout(ms(1))
+        .build()
+        .unwrap();
+    let pool = Arc::new(Semaphore::new(1).unwrap());
+    let policy = clock
+        .policy()
+        .limit(&pool)
+        .breaker(&breaker)
+        .failure_if_err(|_: &FetchError| -> bool { panic!("predicate bug") });
+    let panicked = AssertUnwindSafe(policy.call(|| async { Err::<(), _>(fetch_error("x")) }))
+        .catch_unwind()
+        .await;
+    assert!(
+        panicked.is_err(),
+        "the predicate's panic reaches the caller"
+    );
+    assert_eq!(pool.available(), 1, "the permit was given back");
+    assert_eq!(breaker.stats().failure_count, 0, "nothing was counted");
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    // Retry predicates alike.
+    let retrying = clock
+        .policy()
+        .limit(&pool)
+        .retry(3)
+        .unwrap()
+        .retry_if(|_: &FetchError| -> bool { panic!("predicate bug") });
+    let panicked = AssertUnwindSafe(retrying.call(|| async { Err::<(), _>(fetch_error("x")) }))
+        .catch_unwind()
+        .await;
+    assert!(panicked.is_err());
+    assert_eq!(pool.available(), 1);
+}
+
+async fn a_panicking_probe_predicate_gives_its_slot_back<K: Clock>(clock: K) {
+    let breaker = clock
+        .shared_breaker()
+        .failure_threshold(1)
+        .recovery_timeout(ms(1))
+        .build()
+        .unwrap();
+    let panicky = clock
+        .policy()
+        .breaker(&breaker)
+        .failure_if_ok(|_: &u32| -> bool { panic!("predicate bug") });
+    let plain = clock.policy().breaker(&breaker);
+    assert!(
+        plain
+            .call(|| async { Err::<u32, _>(fetch_error("x")) })
+            .await
+            .is_err()
+    );
+    assert_eq!(breaker.state(), CircuitState::Open);
+    clock.sleep(ms(2)).await; // past the recovery timeout
+    let panicked = AssertUnwindSafe(panicky.call(|| async { Ok::<u32, FetchError>(1) }))
+        .catch_unwind()
+        .await;
+    assert!(panicked.is_err());
+    assert_eq!(breaker.state(), CircuitState::HalfOpen);
+    assert_eq!(
+        breaker.stats().half_open_in_flight,
+        0,
+        "the probe slot came back"
+    );
+    // So the next probe is admitted, and closes the breaker.
+    assert_eq!(
+        plain
+            .call(|| async { Ok::<u32, FetchError>(2) })
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}
+
+async fn a_panicking_operation_is_a_failure_and_releases_its_permit<K: Clock>(clock: K) {
+    let breaker = clock.shared_breaker().failure_threshold(5).build().unwrap();
+    let pool = Arc::new(Semaphore::new(1).unwrap());
+    let policy = clock.policy().limit(&pool).breaker(&breaker);
+    fn boom() -> Result<(), FetchError> {
+        panic!("operation bug")
+    }
+    let panicked = AssertUnwindSafe(policy.call(|| async { boom() }))
+        .catch_unwind()
+        .await;
+    assert!(panicked.is_err());
+    assert_eq!(pool.available(), 1);
+    assert_eq!(
+        breaker.stats().failure_count,
+        1,
+        "a panic is the operation's failure"
+    );
+}
+
+kompoz_tests::cross_runtime!(
+    the_value_and_the_error_need_not_be_clone,
+    a_timeout_refuses_with_timed_out_and_its_duration,
+    an_open_breaker_refuses_with_circuit_open,
+    a_full_pool_refuses_with_pool_full,
+    refusals_are_not_retried_unless_asked,
+    classification_predicates_decide_failures_and_retries,
+    timeouts_inside_the_breaker_are_failures_and_are_retried,
+    one_breaker_guards_a_combinator_and_a_policy,
+    a_panicking_predicate_leaks_nothing,
+    a_panicking_probe_predicate_gives_its_slot_back,
+    a_panicking_operation_is_a_failure_and_releases_its_permit,
+);
+
+/// A policy's call is `Send` when its parts are: spawned on tokio's
+/// multi-threaded runtime, with a non-`Clone` error.
+#[test]
+fn a_policy_call_spawns_on_a_multi_thread_runtime() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let clock = kompoz_tokio::TokioClock::new();
+        let breaker = clock.shared_breaker().build().unwrap();
+        let policy = Arc::new(
+            clock
+                .policy()
+                .limit_to(4)
+                .unwrap()
+                .retry(3)
+                .unwrap()
+                .fixed(ms(1))
+                .on_retry(|_, _, _: &Error<FetchError>| {})
+                .breaker(&breaker)
+                .failure_if_err(|e: &FetchError| e.cause.kind() != std::io::ErrorKind::NotFound)
+                .timeout(Duration::from_secs(5))
+                .unwrap(),
+        );
+        let calls: Vec<_> = (0..8u32)
+            .map(|i| {
+                let policy = Arc::clone(&policy);
+                tokio::spawn(async move {
+                    let mut tries = 0;
+                    policy
+                        .call(|| {
+                            tries += 1;
+                            let fail = tries < 2;
+                            async move {
+                                tokio::task::yield_now().await;
+                                if fail {
+                                    Err(fetch_error("http://svc/"))
+                                } else {
+                                    Ok(Page {
+                                        body: i.to_string(),
+                                    })
+                                }
+                            }
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for (i, call) in calls.into_iter().enumerate() {
+            assert_eq!(call.await.unwrap().unwrap().body, i.to_string());
+        }
+        assert_eq!(breaker.state(), CircuitState::Closed);
+    });
+}
