@@ -19,7 +19,6 @@ mod stats;
 mod window;
 
 pub use breaker::Breaker;
-pub(crate) use breaker::Ticket as TicketStandin; // STAND-IN until issue-13p
 use breaker::{Shared, Ticket};
 pub use config::{
     BreakerBuilder, DEFAULT_FAILURE_THRESHOLD, DEFAULT_HALF_OPEN_MAX_CALLS, DEFAULT_MINIMUM_CALLS,
