@@ -39,12 +39,30 @@
 //! ```
 //!
 //! One-layer calls need no policy: [`Breaker::call`](crate::Breaker::call),
-//! [`Semaphore::call`](crate::Semaphore::call).
+//! [`Semaphore::call`](crate::Semaphore::call),
+//! [`RateLimiter::call`](crate::RateLimiter::call).
 //!
 //! The [`Breaker`](crate::Breaker), the pool ([`Semaphore`](crate::Semaphore))
 //! and the rate limiter a policy is given are shared, not copied: the same
 //! objects may guard combinators of the algebra and other policies at the
 //! same time, with one state.
+//!
+//! # The error
+//!
+//! [`Error<E>`] says why a call failed:
+//!
+//! | variant | refused by | carries |
+//! |---|---|---|
+//! | [`Error::Inner`] | nobody: the operation ran and failed | the operation's `E` |
+//! | [`Error::CircuitOpen`] | a circuit breaker | [`CircuitOpen`]: the state, and when a call may pass again |
+//! | [`Error::PoolFull`] | a concurrency limit (bulkhead) | [`PoolFull`]: how long the call waited |
+//! | [`Error::RateLimited`] | a rate limit | [`RateLimitExceeded`]: the earliest admission |
+//! | [`Error::TimedOut`] | a timeout | [`TimedOut`]: after how long |
+//!
+//! The refusal structs are plain values with public constructors, so that
+//! integrations (tower layers, shared-state back ends) build the same errors
+//! as the core's own layers.
+//!
 //!
 //! # Layer order
 //!
@@ -93,6 +111,55 @@
 //! machine over the operation's future, and a permit is held in it. A
 //! call's future is `Send` when the policy's parts (its clock's sleep
 //! included) and the operation's future are; `T` and `E` are never cloned.
+//!
+//! # The primitives under a call
+//!
+//! Each layer's object exposes the step a call API needs, usable on its own:
+//!
+//! - a circuit breaker: [`Breaker::try_acquire`](crate::Breaker::try_acquire)
+//!   gives a permit (or a [`CircuitOpen`]); the permit records the outcome
+//!   with `success()` / `failure()`, and a permit dropped unused is a
+//!   cancelled call (nothing counted, a probe slot given back);
+//! - a pool: [`Semaphore::try_acquire_owned`](crate::Semaphore::try_acquire_owned)
+//!   and [`Semaphore::acquire_owned`](crate::Semaphore::acquire_owned), whose
+//!   permits are `'static`;
+//! - a rate limit: [`RateLimiter::check`](crate::RateLimiter::check) (or a
+//!   [`RateLimitExceeded`] naming the earliest admission) and
+//!   [`RateLimiter::reserve`](crate::RateLimiter::reserve).
+//!
+//! The same `Breaker`, pool and `RateLimiter` objects guard combinators of
+//! the algebra at the same time: one budget, two faces.
+//!
+//! # Examples
+//!
+//! A breaker guarding a `Result`-returning call by hand:
+//!
+//! ```
+//! use kompoz_core::{call::Error, ClockExt, CircuitState, ManualClock};
+//!
+//! #[derive(Debug)]
+//! struct Refused;
+//!
+//! async fn fetch(up: bool) -> Result<&'static str, Refused> {
+//!     if up { Ok("body") } else { Err(Refused) }
+//! }
+//!
+//! let breaker = ManualClock::new().shared_breaker().failure_threshold(1).build()?;
+//! let guarded = async |up: bool| -> Result<&'static str, Error<Refused>> {
+//!     let permit = breaker.try_acquire()?; // a `CircuitOpen` becomes `Error::CircuitOpen`
+//!     let result = fetch(up).await;
+//!     permit.record(result.is_err());
+//!     result.map_err(Error::Inner)
+//! };
+//!
+//! futures::executor::block_on(async {
+//!     assert!(matches!(guarded(false).await, Err(Error::Inner(Refused))));
+//!     let refused = guarded(true).await.unwrap_err();
+//!     assert!(refused.is_refusal());
+//!     assert!(matches!(refused, Error::CircuitOpen(open) if open.state() == CircuitState::Open));
+//! });
+//! # Ok::<(), kompoz_core::ConfigError>(())
+//! ```
 
 mod breaker;
 mod error;
@@ -100,6 +167,7 @@ mod limit;
 mod operation;
 mod policy;
 mod predicate;
+mod rate_limit;
 mod retry;
 mod timeout;
 
@@ -109,5 +177,6 @@ pub use limit::LimitLayer;
 pub use operation::Operation;
 pub use policy::{Identity, Layer, Policy, Stack};
 pub use predicate::{Always, Never, Predicate};
+pub use rate_limit::RateLimitLayer;
 pub use retry::{DefaultRetry, RetryDecision, RetryErrorIf, RetryHook, RetryIf, RetryLayer};
 pub use timeout::TimeoutLayer;

@@ -120,12 +120,12 @@ pub use clock_ext::ClockExt;
 // The resilience combinators, their builders and their values.
 pub use call::{Error, Policy};
 pub use circuit_breaker::{
-    Breaker, BreakerBuilder, CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerStats,
-    CircuitState, SlidingWindow,
+    Breaker, BreakerBuilder, BreakerPermit, CircuitBreaker, CircuitBreakerBuilder,
+    CircuitBreakerStats, CircuitState, OwnedBreakerPermit, SlidingWindow,
 };
 pub use error::ConfigError;
 pub use limiter::{LimitMode, Limited, Semaphore};
-pub use rate_limit::{RateLimit, RateLimited};
+pub use rate_limit::{OwnedRateReservation, RateLimit, RateLimited, RateLimiter, RateReservation};
 pub use registry::Registry;
 pub use retry::{Backoff, Jitter, Retry};
 pub use timeout::Timeout;

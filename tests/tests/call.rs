@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use kompoz_core::call::Error;
-use kompoz_core::{Breaker, CircuitState, Clock, ClockExt, Combinator, Semaphore, rule_fn};
+use kompoz_core::{
+    Breaker, CircuitState, Clock, ClockExt, Combinator, RateLimit, Semaphore, rule_fn,
+};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -146,6 +148,44 @@ async fn a_full_pool_refuses_with_pool_full<K: Clock>(clock: K) {
     drop(held);
     assert!(bounded.call(&mut op).await.is_ok());
     assert_eq!(pool.available(), 1);
+}
+
+async fn a_rate_limit_refuses_with_rate_limited_and_the_next_slot<K: Clock>(clock: K) {
+    let limiter = clock.rate_limiter(RateLimit::with_burst(1, Duration::from_secs(60), 1).unwrap());
+    let rejecting = clock.policy().rate_limit(&limiter).reject_when_full();
+    let bounded = clock.policy().rate_limit(&limiter).wait_at_most(ms(20));
+    let (attempts, mut op) = flaky(0);
+    let start = clock.now();
+    assert!(rejecting.call(&mut op).await.is_ok());
+    for policy in [&rejecting, &bounded] {
+        match policy.call(&mut op).await {
+            Err(Error::RateLimited(limited)) => {
+                assert!(limited.retry_at() >= start + Duration::from_secs(60));
+                assert!(limited.retry_at() <= clock.now() + Duration::from_secs(60));
+            }
+            other => panic!("expected a rate limit, got {other:?}"),
+        }
+    }
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+    // The budget is the algebra's too: its combinator is refused alike.
+    let guarded = limiter
+        .guard(rule_fn(|_: &u32| async { true }))
+        .reject_when_full();
+    assert_eq!(guarded.run(1).await, (false, 1));
+}
+
+async fn a_waiting_rate_limit_spaces_calls<K: Clock>(clock: K) {
+    let limiter = clock.rate_limiter(RateLimit::new(1, ms(10)).unwrap());
+    let policy = clock.policy().rate_limit(&limiter);
+    let (attempts, mut op) = flaky(0);
+    let start = clock.now();
+    for _ in 0..3 {
+        assert!(policy.call(&mut op).await.is_ok());
+    }
+    assert!(clock.now().duration_since(start) >= ms(20));
+    assert!(limiter.call(&mut op).await.is_ok());
+    assert!(clock.now().duration_since(start) >= ms(30));
+    assert_eq!(attempts.load(Ordering::SeqCst), 4);
 }
 
 async fn refusals_are_not_retried_unless_asked<K: Clock>(clock: K) {
@@ -409,6 +449,8 @@ kompoz_tests::cross_runtime!(
     a_timeout_refuses_with_timed_out_and_its_duration,
     an_open_breaker_refuses_with_circuit_open,
     a_full_pool_refuses_with_pool_full,
+    a_rate_limit_refuses_with_rate_limited_and_the_next_slot,
+    a_waiting_rate_limit_spaces_calls,
     refusals_are_not_retried_unless_asked,
     classification_predicates_decide_failures_and_retries,
     timeouts_inside_the_breaker_are_failures_and_are_retried,

@@ -6,9 +6,9 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use super::error::permit_standin::BreakerPermit; // STAND-IN
 use super::{Always, Error, Layer, Never, Operation, Policy, Predicate, Stack};
 use crate::call::operation::FnOperation;
+use crate::circuit_breaker::BreakerPermit;
 use crate::{Breaker, Clock};
 
 /// Guards the layers inside it with a [`Breaker`]: an open circuit refuses
