@@ -110,7 +110,7 @@ impl<K: Clock, S> Policy<K, S> {
     /// ```
     /// use core::time::Duration;
     /// use kompoz_core::call::Error;
-    /// use kompoz_core::{Clock, ClockExt, ManualClock, RateLimit};
+    /// use kompoz_core::{ClockExt, ManualClock, RateLimit};
     ///
     /// let clock = ManualClock::new();
     /// let limiter = clock.rate_limiter(RateLimit::per_second(2)?);
