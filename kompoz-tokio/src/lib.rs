@@ -32,9 +32,9 @@
 //! ```
 
 //!
-//! The project's README follows: the reference guide's examples (timeout,
-//! concurrency limit, shared pools, circuit breaker) in Rust, run as this
-//! crate's doctests.
+//! The project's README follows: the call API's first example, then the
+//! reference guide's examples (timeout, concurrency limit, shared pools,
+//! circuit breaker) in Rust, run as this crate's doctests.
 //!
 #![doc = include_str!("../../README.md")]
 #![doc(test(attr(deny(warnings))))]
