@@ -27,11 +27,11 @@ pub struct Identity;
 
 impl<T, E> Layer<T, E> for Identity {
     #[inline]
-    fn call<O>(&self, mut op: O) -> impl Future<Output = Result<T, Error<E>>>
+    async fn call<O>(&self, mut op: O) -> Result<T, Error<E>>
     where
         O: Operation<Output = T, Error = E>,
     {
-        async move { op.invoke().await }
+        op.invoke().await
     }
 }
 

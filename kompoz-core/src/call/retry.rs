@@ -2,7 +2,6 @@
 //! decision ([`RetryDecision`]) and hook ([`RetryHook`]).
 
 use core::fmt;
-use core::future::Future;
 use core::time::Duration;
 
 use super::{Error, Layer, Operation, Policy, Predicate, Stack};
@@ -148,35 +147,33 @@ where
     R: RetryDecision<E>,
     H: RetryHook<E>,
 {
-    fn call<O>(&self, mut op: O) -> impl Future<Output = Result<T, Error<E>>>
+    async fn call<O>(&self, mut op: O) -> Result<T, Error<E>>
     where
         O: Operation<Output = T, Error = E>,
     {
-        async move {
-            let mut attempt = 1;
-            let mut delays = self.backoff.delays();
-            loop {
-                let error = match op.invoke().await {
-                    Ok(value) => return Ok(value),
-                    Err(error) => error,
-                };
-                if attempt >= self.max_attempts || !self.decision.should_retry(&error) {
-                    return Err(error);
-                }
-                let mut wait = self.jitter.apply(delays.current(), &self.rng);
-                if let Some(at) = error.retry_at() {
-                    // A refusal retried on request: no sooner than it may pass.
-                    wait = wait.max(duration_to_nanos(at - self.clock.now()));
-                }
-                self.on_retry
-                    .on_retry(attempt, Duration::from_nanos(wait), &error);
-                drop(error);
-                if wait > 0 {
-                    self.clock.sleep(Duration::from_nanos(wait)).await;
-                }
-                delays.advance();
-                attempt += 1;
+        let mut attempt = 1;
+        let mut delays = self.backoff.delays();
+        loop {
+            let error = match op.invoke().await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            if attempt >= self.max_attempts || !self.decision.should_retry(&error) {
+                return Err(error);
             }
+            let mut wait = self.jitter.apply(delays.current(), &self.rng);
+            if let Some(at) = error.retry_at() {
+                // A refusal retried on request: no sooner than it may pass.
+                wait = wait.max(duration_to_nanos(at - self.clock.now()));
+            }
+            self.on_retry
+                .on_retry(attempt, Duration::from_nanos(wait), &error);
+            drop(error);
+            if wait > 0 {
+                self.clock.sleep(Duration::from_nanos(wait)).await;
+            }
+            delays.advance();
+            attempt += 1;
         }
     }
 }
@@ -283,6 +280,8 @@ impl<K, S, R, H> Policy<K, Stack<S, RetryLayer<K, R, H>>> {
     /// Retries only the operation's errors that `predicate` accepts (and
     /// timeouts); refusals stay unretried. Replaces an earlier
     /// [`retry_error_if`](Self::retry_error_if).
+    // The type says which layer changed: spelled out, not aliased.
+    #[allow(clippy::type_complexity)]
     pub fn retry_if<P>(self, predicate: P) -> Policy<K, Stack<S, RetryLayer<K, RetryIf<P>, H>>> {
         self.map_last(|layer| layer.with(|_, hook| (RetryIf(predicate), hook)))
     }
@@ -291,6 +290,7 @@ impl<K, S, R, H> Policy<K, Stack<S, RetryLayer<K, R, H>>> {
     /// included (a refused attempt is retried no sooner than its
     /// [`retry_at`](Error::retry_at)). Replaces an earlier
     /// [`retry_if`](Self::retry_if).
+    #[allow(clippy::type_complexity)]
     pub fn retry_error_if<P>(
         self,
         predicate: P,

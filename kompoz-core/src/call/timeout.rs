@@ -2,7 +2,6 @@
 //! [`Policy::timeout`].
 
 use core::fmt;
-use core::future::Future;
 use core::time::Duration;
 
 use super::{Error, Layer, Operation, Policy, Stack, TimedOut};
@@ -46,15 +45,13 @@ impl<K: Clock> TimeoutLayer<K> {
 
 impl<T, E, K: Clock> Layer<T, E> for TimeoutLayer<K> {
     #[inline]
-    fn call<O>(&self, mut op: O) -> impl Future<Output = Result<T, Error<E>>>
+    async fn call<O>(&self, mut op: O) -> Result<T, Error<E>>
     where
         O: Operation<Output = T, Error = E>,
     {
-        async move {
-            match within(op.invoke(), &self.clock, self.duration).await {
-                Some(out) => out,
-                None => Err(Error::TimedOut(TimedOut::new(self.duration))),
-            }
+        match within(op.invoke(), &self.clock, self.duration).await {
+            Some(out) => out,
+            None => Err(Error::TimedOut(TimedOut::new(self.duration))),
         }
     }
 }
