@@ -444,6 +444,113 @@ async fn a_panicking_operation_is_a_failure_and_releases_its_permit<K: Clock>(cl
     );
 }
 
+// ------------------------------------------------------------- layer order
+// What the call module's layer-order guide says each other order means.
+
+async fn a_timeout_outside_the_retry_bounds_the_whole_call<K: Clock>(clock: K) {
+    let policy = clock
+        .policy()
+        .timeout(ms(50))
+        .unwrap()
+        .retry(10)
+        .unwrap()
+        .fixed(ms(20));
+    let (attempts, op) = flaky(u32::MAX);
+    let start = clock.now();
+    assert!(matches!(policy.call(op).await, Err(Error::TimedOut(_))));
+    assert!(clock.now().duration_since(start) >= ms(50));
+    assert!(
+        attempts.load(Ordering::SeqCst) < 10,
+        "the deadline cut the retries short"
+    );
+}
+
+async fn a_timeout_outside_the_breaker_is_not_its_failure<K: Clock>(clock: K) {
+    let breaker = clock.shared_breaker().failure_threshold(1).build().unwrap();
+    let policy = clock.policy().timeout(ms(20)).unwrap().breaker(&breaker);
+    let k = clock.clone();
+    let out = policy
+        .call(|| {
+            let sleep = k.sleep(Duration::from_secs(60));
+            async move {
+                sleep.await;
+                Ok::<_, FetchError>(())
+            }
+        })
+        .await;
+    assert!(matches!(out, Err(Error::TimedOut(_))));
+    let stats = breaker.stats();
+    assert_eq!(
+        (stats.failure_count, stats.state),
+        (0, CircuitState::Closed)
+    );
+}
+
+async fn a_breaker_outside_the_retry_sees_one_outcome_per_call<K: Clock>(clock: K) {
+    let breaker = clock.shared_breaker().failure_threshold(2).build().unwrap();
+    let policy = clock.policy().breaker(&breaker).retry(3).unwrap();
+    let (attempts, op) = flaky(u32::MAX);
+    assert!(matches!(policy.call(op).await, Err(Error::Inner(_))));
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(breaker.stats().failure_count, 1);
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}
+
+async fn a_limit_inside_the_retry_frees_its_permit_during_back_off<K: Clock>(clock: K) {
+    let pool = Arc::new(Semaphore::new(1).unwrap());
+    let seen = Mutex::new(Vec::new());
+    let hook =
+        |_: u32, _: Duration, _: &Error<FetchError>| seen.lock().unwrap().push(pool.available());
+    let inside = clock
+        .policy()
+        .retry(2)
+        .unwrap()
+        .fixed(ms(5))
+        .on_retry(hook)
+        .limit(&pool);
+    let (_, op) = flaky(u32::MAX);
+    assert!(inside.call(op).await.is_err());
+    let outside = clock
+        .policy()
+        .limit(&pool)
+        .retry(2)
+        .unwrap()
+        .fixed(ms(5))
+        .on_retry(hook);
+    let (_, op) = flaky(u32::MAX);
+    assert!(outside.call(op).await.is_err());
+    assert_eq!(*seen.lock().unwrap(), [1, 0], "free inside, held outside");
+    assert_eq!(pool.available(), 1);
+}
+
+async fn a_rate_limit_inside_the_retry_spends_a_slot_per_attempt<K: Clock>(clock: K) {
+    let limit = RateLimit::with_burst(2, Duration::from_secs(60), 2).unwrap();
+    let inside = clock
+        .policy()
+        .retry(3)
+        .unwrap()
+        .rate_limit_to(limit)
+        .reject_when_full();
+    let (attempts, op) = flaky(u32::MAX);
+    // Two attempts spend the burst; the third is refused, and not retried.
+    assert!(matches!(inside.call(op).await, Err(Error::RateLimited(_))));
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+
+    let outside = clock
+        .policy()
+        .rate_limit_to(limit)
+        .reject_when_full()
+        .retry(3)
+        .unwrap();
+    let (attempts, op) = flaky(u32::MAX);
+    assert!(matches!(outside.call(op).await, Err(Error::Inner(_))));
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        3,
+        "one slot, three attempts"
+    );
+}
+
 kompoz_tests::cross_runtime!(
     the_value_and_the_error_need_not_be_clone,
     a_timeout_refuses_with_timed_out_and_its_duration,
@@ -458,6 +565,11 @@ kompoz_tests::cross_runtime!(
     a_panicking_predicate_leaks_nothing,
     a_panicking_probe_predicate_gives_its_slot_back,
     a_panicking_operation_is_a_failure_and_releases_its_permit,
+    a_timeout_outside_the_retry_bounds_the_whole_call,
+    a_timeout_outside_the_breaker_is_not_its_failure,
+    a_breaker_outside_the_retry_sees_one_outcome_per_call,
+    a_limit_inside_the_retry_frees_its_permit_during_back_off,
+    a_rate_limit_inside_the_retry_spends_a_slot_per_attempt,
 );
 
 /// A policy's call is `Send` when its parts are: spawned on tokio's
