@@ -128,6 +128,15 @@ where
 /// need not be `Clone`; a call allocates nothing; its future is `Send`
 /// when the policy's parts and the operation's future are.
 ///
+/// A call borrows the policy: to spawn calls, share it in an `Arc`
+/// (`tokio::spawn(async move { policy.call(|| fetch(url)).await })` with
+/// `policy` an `Arc<Policy<..>>` clone). The policy's type names its
+/// layers (`Policy<K, Stack<Stack<Identity, LimitLayer<K>>, RetryLayer<K>>>`
+/// for `.limit_to(n)?.retry(3)?`); a function that builds one for a
+/// concrete clock can return that type, and a generic one can return
+/// `Policy<K, impl Layer<T, E>>`, whose calls are not known to be `Send`
+/// (build the policy where the clock is concrete to spawn its calls).
+///
 /// # Examples
 ///
 /// ```
