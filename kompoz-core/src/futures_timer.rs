@@ -112,7 +112,7 @@ pub fn shared_breaker() -> BreakerBuilder<FuturesTimerClock> {
 /// An empty call [`Policy`](crate::call::Policy) on [`FuturesTimerClock`]: add layers
 /// outermost first, then `policy.call(|| fetch(url)).await` returns
 /// `Result<T, Error<E>>`. See the [`call`](crate::call) module and
-/// [`ClockExt::policy`](crate::ClockExt::policy).
+/// [`ClockExt::policy`].
 pub fn policy() -> crate::call::Policy<FuturesTimerClock> {
     FuturesTimerClock.policy()
 }

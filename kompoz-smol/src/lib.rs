@@ -173,10 +173,10 @@ pub fn shared_breaker() -> BreakerBuilder<SmolClock> {
     SmolClock.shared_breaker()
 }
 
-/// An empty call [`Policy`](crate::call::Policy) on [`SmolClock`]: add layers
+/// An empty call [`Policy`] on [`SmolClock`]: add layers
 /// outermost first, then `policy.call(|| fetch(url)).await` returns
-/// `Result<T, Error<E>>`. See the [`call`](crate::call) module and
-/// [`ClockExt::policy`](ClockExt::policy).
+/// `Result<T, Error<E>>`. See the [`call`] module and
+/// [`ClockExt::policy`].
 pub fn policy() -> Policy<SmolClock> {
     SmolClock.policy()
 }

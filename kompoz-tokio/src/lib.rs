@@ -174,10 +174,10 @@ pub fn shared_breaker() -> BreakerBuilder<TokioClock> {
     TokioClock.shared_breaker()
 }
 
-/// An empty call [`Policy`](crate::call::Policy) on [`TokioClock`]: add layers
+/// An empty call [`Policy`] on [`TokioClock`]: add layers
 /// outermost first, then `policy.call(|| fetch(url)).await` returns
-/// `Result<T, Error<E>>`. See the [`call`](crate::call) module and
-/// [`ClockExt::policy`](ClockExt::policy).
+/// `Result<T, Error<E>>`. See the [`call`] module and
+/// [`ClockExt::policy`].
 pub fn policy() -> Policy<TokioClock> {
     TokioClock.policy()
 }
