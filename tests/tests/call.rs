@@ -628,3 +628,31 @@ fn a_policy_call_spawns_on_a_multi_thread_runtime() {
         assert_eq!(breaker.state(), CircuitState::Closed);
     });
 }
+
+/// `Send` is not required: an operation holding an `Rc` runs on a
+/// single-threaded executor through the same policy.
+#[test]
+fn a_policy_call_need_not_be_send() {
+    let clock = kompoz_core::ManualClock::new();
+    let breaker = clock.shared_breaker().build().unwrap();
+    let policy = clock
+        .policy()
+        .retry(2)
+        .unwrap()
+        .breaker(&breaker)
+        .timeout(ms(20))
+        .unwrap();
+    let shared = std::rc::Rc::new(std::cell::Cell::new(0));
+    let out = clock.block_on(policy.call(|| {
+        let shared = std::rc::Rc::clone(&shared);
+        async move {
+            shared.set(shared.get() + 1);
+            if shared.get() < 2 {
+                Err(fetch_error("x"))
+            } else {
+                Ok(shared)
+            }
+        }
+    }));
+    assert_eq!(out.unwrap().get(), 2);
+}
