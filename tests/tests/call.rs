@@ -656,3 +656,54 @@ fn a_policy_call_need_not_be_send() {
     }));
     assert_eq!(out.unwrap().get(), 2);
 }
+
+/// The generic function of the `Policy` docs, its type named by an alias:
+/// the calls of the policy it builds for `TokioClock` are spawned.
+#[test]
+fn a_policy_built_by_a_generic_function_spawns() {
+    use kompoz_core::call::{
+        BreakerLayer, Identity, Policy, RetryIf, RetryLayer, Stack, TimeoutLayer,
+    };
+    use kompoz_core::{ConfigError, SendClock};
+
+    fn transient(e: &FetchError) -> bool {
+        e.cause.kind() != std::io::ErrorKind::NotFound
+    }
+    type Api<K> = Policy<
+        K,
+        Stack<
+            Stack<
+                Stack<Identity, RetryLayer<K, RetryIf<fn(&FetchError) -> bool>>>,
+                BreakerLayer<K>,
+            >,
+            TimeoutLayer<K>,
+        >,
+    >;
+    fn api<K: SendClock>(clock: &K, breaker: &Breaker<K>) -> Result<Api<K>, ConfigError> {
+        Ok(clock
+            .policy()
+            .retry(3)?
+            .retry_if(transient as fn(&FetchError) -> bool)
+            .breaker(breaker)
+            .timeout(Duration::from_secs(5))?)
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let clock = kompoz_tokio::TokioClock::new();
+        let breaker = clock.shared_breaker().build().unwrap();
+        let api = Arc::new(api(&clock, &breaker).unwrap());
+        let (attempts, op) = flaky(1);
+        let op = Arc::new(Mutex::new(op));
+        let call = tokio::spawn({
+            let api = Arc::clone(&api);
+            async move { api.call(|| (op.lock().unwrap())()).await }
+        });
+        assert_eq!(call.await.unwrap().unwrap().body, "attempt 2");
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    });
+}

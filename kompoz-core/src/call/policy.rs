@@ -130,12 +130,32 @@ where
 ///
 /// A call borrows the policy: to spawn calls, share it in an `Arc`
 /// (`tokio::spawn(async move { policy.call(|| fetch(url)).await })` with
-/// `policy` an `Arc<Policy<..>>` clone). The policy's type names its
-/// layers (`Policy<K, Stack<Stack<Identity, LimitLayer<K>>, RetryLayer<K>>>`
-/// for `.limit_to(n)?.retry(3)?`); a function that builds one for a
-/// concrete clock can return that type, and a generic one can return
-/// `Policy<K, impl Layer<T, E>>`, whose calls are not known to be `Send`
-/// (build the policy where the clock is concrete to spawn its calls).
+/// `policy` an `Arc<Policy<..>>` clone).
+///
+/// The policy's type names its layers, outermost first, so a function
+/// that builds one for any clock can return it (a type alias keeps it
+/// short), and the calls of the policy it returns for `TokioClock` can be
+/// spawned. Returning `Policy<K, impl Layer<T, E>>` instead hides whether
+/// the calls are `Send`: they run on the caller's task but cannot be
+/// spawned. A classification closure has no name; a `fn` item's pointer
+/// type does (`BreakerLayer<K, fn(&MyError) -> bool>`).
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::call::{Identity, LimitLayer, Policy, RetryLayer, Stack, TimeoutLayer};
+/// use kompoz_core::{Clock, ClockExt, ConfigError, ManualClock};
+///
+/// type Api<K> = Policy<K, Stack<Stack<Stack<Identity, LimitLayer<K>>, RetryLayer<K>>, TimeoutLayer<K>>>;
+///
+/// fn api<K: Clock>(clock: &K) -> Result<Api<K>, ConfigError> {
+///     clock.policy().limit_to(10)?.retry(3)?.timeout(Duration::from_secs(1))
+/// }
+///
+/// let clock = ManualClock::new();
+/// let api = api(&clock)?;
+/// assert_eq!(clock.block_on(api.call(|| async { Ok::<_, ()>(7) })).unwrap(), 7);
+/// # Ok::<(), ConfigError>(())
+/// ```
 ///
 /// # Examples
 ///
