@@ -284,4 +284,21 @@ fn call_api_calls_do_not_allocate() {
         assert!(matches!(out, Err(Error::CircuitOpen(_))));
     });
     assert_eq!(refusals, 0);
+
+    // The rate-limit layer, admitted and refused.
+    let roomy = RateLimit::with_burst(1_000_000_000, Duration::from_secs(1), 1_000_000_000)
+        .expect("config");
+    let admitted = kompoz_tokio::policy()
+        .rate_limit_to(roomy)
+        .reject_when_full();
+    let admissions =
+        allocations(|i| poll_once(admitted.call(|| std::future::ready(Ok::<_, IoError>(i)))));
+    assert_eq!(admissions, 0);
+    let tight = kompoz_tokio::policy()
+        .rate_limit_to(RateLimit::per_minute(1).expect("config"))
+        .reject_when_full();
+    let limited = allocations(|i| {
+        let _ = poll_once(tight.call(|| std::future::ready(Ok::<_, IoError>(i))));
+    });
+    assert_eq!(limited, 0);
 }
