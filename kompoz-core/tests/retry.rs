@@ -367,7 +367,7 @@ fn a_retry_over_send_parts_is_send_and_sync() {
 }
 
 #[test]
-fn backoff_delay_matches_the_waits_of_a_retry() {
+fn backoff_delay_follows_the_documented_rounding_and_cap() {
     // 1 ns × 1.5ⁿ, rounded down: 1, 1, 2, 3, 5, 7, 11 (as `Backoff::exponential` documents).
     let b = Backoff::exponential(Duration::from_nanos(1), 1.5, Duration::from_nanos(10)).unwrap();
     let waits: Vec<u128> = (1..=8).map(|n| b.delay(n).as_nanos()).collect();
