@@ -14,17 +14,20 @@ mod breaker;
 mod config;
 mod events;
 mod notify;
+mod permit;
 mod state;
 mod stats;
 mod window;
 
 pub use breaker::Breaker;
-use breaker::{Shared, Ticket};
+use breaker::Shared;
 pub use config::{
     BreakerBuilder, DEFAULT_FAILURE_THRESHOLD, DEFAULT_HALF_OPEN_MAX_CALLS, DEFAULT_MINIMUM_CALLS,
     DEFAULT_RECOVERY_TIMEOUT, DEFAULT_SLIDING_WINDOW,
 };
 pub use events::BreakerEvent;
+pub use permit::{BreakerPermit, OwnedBreakerPermit};
+use permit::{Call, Stage};
 pub use state::CircuitState;
 pub use stats::{CircuitBreakerStats, WindowStats};
 pub use window::SlidingWindow;
@@ -52,6 +55,52 @@ impl<C> FailurePredicate<C> for NotOk {
 impl<C, F: Fn(bool, &C) -> bool> FailurePredicate<C> for F {
     fn is_failure(&self, ok: bool, ctx: &C) -> bool {
         self(ok, ctx)
+    }
+}
+
+/// What happened to one call through a [`CircuitBreaker`], from
+/// [`run_with_outcome`](CircuitBreaker::run_with_outcome).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BreakerOutcome {
+    /// The breaker admitted the call and the inner combinator returned this
+    /// verdict.
+    Ran(bool),
+    /// The breaker refused the call (open, or half-open with every probe
+    /// slot taken); the inner combinator did not run.
+    Rejected,
+}
+
+impl BreakerOutcome {
+    /// Whether the breaker refused the call.
+    pub fn is_rejected(self) -> bool {
+        self == BreakerOutcome::Rejected
+    }
+
+    /// The verdict the call returned: the inner verdict, `false` if rejected.
+    pub fn passed(self) -> bool {
+        self == BreakerOutcome::Ran(true)
+    }
+}
+
+/// What a [`CircuitBreaker`] does with the context of a call it refused.
+///
+/// Implemented by `()` (hand the context back unchanged) and by every
+/// `Fn(C) -> C`; set with [`on_rejected`](CircuitBreaker::on_rejected).
+pub trait RejectedHook<C> {
+    /// Turns the context of a refused call into the one it returns.
+    fn on_rejected(&self, ctx: C) -> C;
+}
+
+impl<C> RejectedHook<C> for () {
+    #[inline]
+    fn on_rejected(&self, ctx: C) -> C {
+        ctx
+    }
+}
+
+impl<C, F: Fn(C) -> C> RejectedHook<C> for F {
+    fn on_rejected(&self, ctx: C) -> C {
+        self(ctx)
     }
 }
 
@@ -233,13 +282,14 @@ impl<C, F: Fn(bool, &C) -> bool> FailurePredicate<C> for F {
 /// # Ok::<(), kompoz_core::ConfigError>(())
 /// ```
 #[derive(Clone)]
-pub struct CircuitBreaker<I, K, P = NotOk> {
+pub struct CircuitBreaker<I, K, P = NotOk, H = ()> {
     inner: I,
     breaker: Breaker<K>,
     predicate: P,
+    on_rejected: H,
 }
 
-crate::impl_ops!([I, K, P] CircuitBreaker<I, K, P>);
+crate::impl_ops!([I, K, P, H] CircuitBreaker<I, K, P, H>);
 
 impl<I, K> CircuitBreaker<I, K, NotOk> {
     /// A builder for a breaker of its own around `inner`, with the
@@ -248,6 +298,7 @@ impl<I, K> CircuitBreaker<I, K, NotOk> {
         CircuitBreakerBuilder {
             inner,
             predicate: NotOk,
+            on_rejected: (),
             config: Breaker::builder(clock),
         }
     }
@@ -259,9 +310,12 @@ impl<I, K, P> CircuitBreaker<I, K, P> {
             inner,
             breaker,
             predicate,
+            on_rejected: (),
         }
     }
+}
 
+impl<I, K, P, H> CircuitBreaker<I, K, P, H> {
     /// Counts an outcome as a failure when `predicate(ok, &ctx)` says so,
     /// instead of when `ok == false`. The verdict `run` returns is still the
     /// inner combinator's.
@@ -287,12 +341,58 @@ impl<I, K, P> CircuitBreaker<I, K, P> {
     /// });
     /// # Ok::<(), kompoz_core::ConfigError>(())
     /// ```
-    pub fn failure_if<C, Q>(self, predicate: Q) -> CircuitBreaker<I, K, Q>
+    pub fn failure_if<C, Q>(self, predicate: Q) -> CircuitBreaker<I, K, Q, H>
     where
         I: Combinator<C>,
         Q: Fn(bool, &C) -> bool,
     {
-        CircuitBreaker::from_parts(self.inner, self.breaker, predicate)
+        CircuitBreaker {
+            inner: self.inner,
+            breaker: self.breaker,
+            predicate,
+            on_rejected: self.on_rejected,
+        }
+    }
+
+    /// Sets what a refused call does with its context: `hook` gets the
+    /// context of a call the breaker refused (the inner combinator did not
+    /// run) and returns the one the call hands back, as
+    /// [`Timeout::on_timeout`](crate::Timeout::on_timeout) does for a
+    /// timed-out call. Per-call outcomes without a hook:
+    /// [`run_with_outcome`](Self::run_with_outcome).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kompoz_core::{ClockExt, rule, Combinator, ManualClock};
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct Req { id: u32, refused: bool }
+    ///
+    /// let breaker = ManualClock::new().shared_breaker().failure_threshold(1).build()?;
+    /// let api = breaker
+    ///     .guard(rule(async |_: &Req| false))
+    ///     .on_rejected(|mut req: Req| { req.refused = true; req });
+    ///
+    /// futures::executor::block_on(async {
+    ///     let (_, first) = api.run(Req { id: 1, refused: false }).await; // fails: opens
+    ///     assert!(!first.refused);
+    ///     let (ok, second) = api.run(Req { id: 2, refused: false }).await;
+    ///     assert_eq!((ok, second), (false, Req { id: 2, refused: true }));
+    /// });
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    pub fn on_rejected<C, H2>(self, hook: H2) -> CircuitBreaker<I, K, P, H2>
+    where
+        I: Combinator<C>,
+        H2: Fn(C) -> C,
+    {
+        CircuitBreaker {
+            inner: self.inner,
+            breaker: self.breaker,
+            predicate: self.predicate,
+            on_rejected: hook,
+        }
     }
 
     /// The breaker guarding this combinator (a handle: clone it to guard
@@ -317,7 +417,7 @@ impl<I, K, P> CircuitBreaker<I, K, P> {
     }
 }
 
-impl<I, K: Clock, P> CircuitBreaker<I, K, P> {
+impl<I, K: Clock, P, H> CircuitBreaker<I, K, P, H> {
     /// The current state. See [`Breaker::state`].
     pub fn state(&self) -> CircuitState {
         self.breaker.state()
@@ -350,36 +450,90 @@ impl<I, K: Clock, P> CircuitBreaker<I, K, P> {
     }
 }
 
-impl<C, I, K, P> Combinator<C> for CircuitBreaker<I, K, P>
+impl<I, K: Clock, P, H> CircuitBreaker<I, K, P, H> {
+    /// Starts a call the breaker admitted with `ticket`.
+    #[inline]
+    fn start<'a, C>(
+        &'a self,
+        shared: &'a Shared<K>,
+        ticket: breaker::Ticket,
+        ctx: C,
+    ) -> Admitted<'a, impl Future<Output = (bool, C)>, K, P>
+    where
+        I: Combinator<C>,
+    {
+        // The guard owns the ticket before the inner `run` is called
+        // (fields are evaluated in the order written, and one already
+        // built is dropped if a later one panics): a `run` that panics
+        // before returning its future counts as the call's failure.
+        let mut admitted = Admitted {
+            call: Call {
+                shared,
+                ticket,
+                stage: Stage::Polling,
+            },
+            inner: self.inner.run(ctx),
+            predicate: &self.predicate,
+        };
+        admitted.call.stage = Stage::Suspended;
+        admitted
+    }
+
+    /// Runs one call and says whether the breaker admitted it (and with
+    /// which verdict the inner combinator answered) or refused it. Safe to
+    /// call from many tasks at once: each call gets its own outcome.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kompoz_core::{ClockExt, rule, ManualClock, circuit_breaker::BreakerOutcome};
+    ///
+    /// let breaker = ManualClock::new().shared_breaker().failure_threshold(1).build()?;
+    /// let api = breaker.guard(rule(async |n: &u32| *n > 0));
+    ///
+    /// futures::executor::block_on(async {
+    ///     assert_eq!(api.run_with_outcome(0).await, (BreakerOutcome::Ran(false), 0)); // opens
+    ///     assert_eq!(api.run_with_outcome(1).await, (BreakerOutcome::Rejected, 1));
+    /// });
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    #[allow(clippy::manual_async_fn)]
+    pub fn run_with_outcome<C>(&self, ctx: C) -> impl Future<Output = (BreakerOutcome, C)>
+    where
+        I: Combinator<C>,
+        P: FailurePredicate<C>,
+        H: RejectedHook<C>,
+    {
+        async move {
+            let shared = self.breaker.shared();
+            let Ok(ticket) = shared.acquire() else {
+                return (BreakerOutcome::Rejected, self.on_rejected.on_rejected(ctx));
+            };
+            let (ok, ctx) = self.start(shared, ticket, ctx).await;
+            (BreakerOutcome::Ran(ok), ctx)
+        }
+    }
+}
+
+impl<C, I, K, P, H> Combinator<C> for CircuitBreaker<I, K, P, H>
 where
     I: Combinator<C>,
     K: Clock,
     P: FailurePredicate<C>,
+    H: RejectedHook<C>,
 {
     // The crate's convention: `run` returns an `async move` block, so the
     // future's auto traits follow its parts'.
     #[allow(clippy::manual_async_fn)]
     fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
+        // Written out rather than mapped from `run_with_outcome`: the
+        // CLOSED path stays the one state machine it was.
         async move {
             let shared = self.breaker.shared();
-            let Some(ticket) = shared.acquire() else {
-                return (false, ctx);
+            let Ok(ticket) = shared.acquire() else {
+                return (false, self.on_rejected.on_rejected(ctx));
             };
-            // The guard owns the ticket before the inner `run` is called
-            // (fields are evaluated in the order written, and one already
-            // built is dropped if a later one panics): a `run` that panics
-            // before returning its future counts as the call's failure.
-            let mut admitted = Admitted {
-                call: Call {
-                    shared,
-                    ticket,
-                    stage: Stage::Polling,
-                },
-                inner: self.inner.run(ctx),
-                predicate: &self.predicate,
-            };
-            admitted.call.stage = Stage::Suspended;
-            admitted.await
+            self.start(shared, ticket, ctx).await
         }
     }
 }
@@ -393,7 +547,7 @@ pin_project_lite::pin_project! {
         inner: F,
         // Dropped after `inner`, so a cancelled inner future is gone before
         // the breaker hears of the cancellation.
-        call: Call<'a, K>,
+        call: Call<&'a Shared<K>>,
         predicate: &'a P,
     }
 }
@@ -421,55 +575,18 @@ where
         // A panicking predicate leaves the call `Suspended`: no outcome, a
         // probe's slot given back.
         let failure = this.predicate.is_failure(ok, &ctx);
-        let pending = this.call.shared.complete(this.call.ticket, failure);
-        // Settled before any listener runs: a listener's panic unwinding
-        // through here must not give the probe slot back a second time.
-        this.call.stage = Stage::Finished;
-        if let Some(pending) = pending {
-            this.call.shared.deliver(pending);
-        }
+        this.call.finish(failure);
         Poll::Ready((ok, ctx))
     }
 }
 
-/// Where an admitted call is, for its drop guard.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    /// Between polls of the inner future: a drop now is a cancellation.
-    Suspended,
-    /// Inside a poll of the inner future: a drop now is its panic unwinding.
-    Polling,
-    /// The outcome is recorded.
-    Finished,
-}
-
-/// An admitted call in progress: if it is dropped before it finishes
-/// (cancelled, or unwinding from a panic of the inner combinator), the
-/// breaker hears of it.
-struct Call<'a, K: Clock> {
-    shared: &'a Shared<K>,
-    ticket: Ticket,
-    stage: Stage,
-}
-
-impl<K: Clock> Drop for Call<'_, K> {
-    #[inline]
-    fn drop(&mut self) {
-        match self.stage {
-            Stage::Finished => {}
-            Stage::Polling => self.shared.inner_panicked(self.ticket),
-            Stage::Suspended => self.shared.abandon(self.ticket),
-        }
-    }
-}
-
-impl<I: fmt::Debug, K: fmt::Debug, P: fmt::Debug> fmt::Debug for CircuitBreaker<I, K, P> {
+impl<I: fmt::Debug, K: fmt::Debug, P: fmt::Debug, H> fmt::Debug for CircuitBreaker<I, K, P, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
             .field("breaker", &self.breaker)
             .field("predicate", &self.predicate)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -499,9 +616,10 @@ impl<I: fmt::Debug, K: fmt::Debug, P: fmt::Debug> fmt::Debug for CircuitBreaker<
 /// # Ok::<(), kompoz_core::ConfigError>(())
 /// ```
 #[must_use = "a builder guards nothing until `.build()?` makes the `CircuitBreaker`"]
-pub struct CircuitBreakerBuilder<I, K, P = NotOk> {
+pub struct CircuitBreakerBuilder<I, K, P = NotOk, H = ()> {
     inner: I,
     predicate: P,
+    on_rejected: H,
     config: BreakerBuilder<K>,
 }
 
@@ -517,7 +635,7 @@ macro_rules! forward {
     };
 }
 
-impl<I, K, P> CircuitBreakerBuilder<I, K, P> {
+impl<I, K, P, H> CircuitBreakerBuilder<I, K, P, H> {
     forward! {
         failure_threshold(failures: u32),
         recovery_timeout(timeout: core::time::Duration),
@@ -554,7 +672,7 @@ impl<I, K, P> CircuitBreakerBuilder<I, K, P> {
 
     /// Counts an outcome as a failure when `predicate(ok, &ctx)` says so
     /// (default: when `ok == false`). See [`CircuitBreaker::failure_if`].
-    pub fn failure_if<C, Q>(self, predicate: Q) -> CircuitBreakerBuilder<I, K, Q>
+    pub fn failure_if<C, Q>(self, predicate: Q) -> CircuitBreakerBuilder<I, K, Q, H>
     where
         I: Combinator<C>,
         Q: Fn(bool, &C) -> bool,
@@ -562,6 +680,22 @@ impl<I, K, P> CircuitBreakerBuilder<I, K, P> {
         CircuitBreakerBuilder {
             inner: self.inner,
             predicate,
+            on_rejected: self.on_rejected,
+            config: self.config,
+        }
+    }
+
+    /// Sets what a refused call does with its context (default: hands it
+    /// back unchanged). See [`CircuitBreaker::on_rejected`].
+    pub fn on_rejected<C, H2>(self, hook: H2) -> CircuitBreakerBuilder<I, K, P, H2>
+    where
+        I: Combinator<C>,
+        H2: Fn(C) -> C,
+    {
+        CircuitBreakerBuilder {
+            inner: self.inner,
+            predicate: self.predicate,
+            on_rejected: hook,
             config: self.config,
         }
     }
@@ -571,25 +705,28 @@ impl<I, K, P> CircuitBreakerBuilder<I, K, P> {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the first parameter out of range and its value.
-    pub fn build(self) -> Result<CircuitBreaker<I, K, P>, ConfigError>
+    pub fn build(self) -> Result<CircuitBreaker<I, K, P, H>, ConfigError>
     where
         K: Clock,
     {
         let breaker = self.config.build()?;
-        Ok(CircuitBreaker::from_parts(
-            self.inner,
+        Ok(CircuitBreaker {
+            inner: self.inner,
             breaker,
-            self.predicate,
-        ))
+            predicate: self.predicate,
+            on_rejected: self.on_rejected,
+        })
     }
 }
 
-impl<I: fmt::Debug, K: fmt::Debug, P: fmt::Debug> fmt::Debug for CircuitBreakerBuilder<I, K, P> {
+impl<I: fmt::Debug, K: fmt::Debug, P: fmt::Debug, H> fmt::Debug
+    for CircuitBreakerBuilder<I, K, P, H>
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerBuilder")
             .field("inner", &self.inner)
             .field("predicate", &self.predicate)
             .field("config", &self.config)
-            .finish()
+            .finish_non_exhaustive()
     }
 }

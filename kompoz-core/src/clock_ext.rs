@@ -4,7 +4,7 @@ use core::time::Duration;
 
 use crate::{
     Breaker, BreakerBuilder, CircuitBreaker, CircuitBreakerBuilder, Clock, ConfigError, Limited,
-    RateLimit, RateLimited, Registry, Retry, Timeout,
+    RateLimit, RateLimited, RateLimiter, Registry, Retry, Timeout,
 };
 
 /// The constructors of every combinator that takes time, on the clock that
@@ -224,6 +224,66 @@ pub trait ClockExt: Clock {
         Self: Send + Sync + 'static,
     {
         RateLimited::named(inner, limit, name, registry, self.clone())
+    }
+
+    /// A rate-limit budget of its own, as a handle: admit calls made by hand
+    /// with [`check`](RateLimiter::check) and
+    /// [`reserve`](RateLimiter::reserve), and guard combinators with
+    /// [`guard`](RateLimiter::guard), all on one budget. See [`RateLimiter`].
+    fn rate_limiter(&self, limit: RateLimit) -> RateLimiter<Self> {
+        RateLimiter::new(limit, self.clone())
+    }
+
+    /// As [`rate_limiter`](Self::rate_limiter), with the budget named `name`
+    /// in the process-wide [`Registry::global`]: the same budget as
+    /// [`rate_limited_named`](Self::rate_limited_named) with that name.
+    ///
+    /// # Errors
+    ///
+    /// As [`rate_limited_named`](Self::rate_limited_named).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kompoz_core::{ClockExt, rule, Combinator, ManualClock, RateLimit};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limit = RateLimit::per_minute(1)?;
+    /// let budget = clock.rate_limiter_named(limit, "doc-example-search")?;
+    /// let search = clock.rate_limited_named(rule(async |_: &()| true), limit, "doc-example-search")?
+    ///     .reject_when_full();
+    /// assert!(budget.check().is_ok());
+    /// assert!(!futures::executor::block_on(search.run(())).0); // one budget: spent
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    #[cfg(feature = "std")]
+    fn rate_limiter_named(
+        &self,
+        limit: RateLimit,
+        name: &str,
+    ) -> Result<RateLimiter<Self>, ConfigError>
+    where
+        Self: Send + Sync + 'static,
+    {
+        self.rate_limiter_named_in(limit, name, Registry::global())
+    }
+
+    /// As [`rate_limiter_named`](Self::rate_limiter_named), with the budget
+    /// taken from `registry` instead of the process-wide one.
+    ///
+    /// # Errors
+    ///
+    /// As [`rate_limited_named`](Self::rate_limited_named).
+    fn rate_limiter_named_in(
+        &self,
+        limit: RateLimit,
+        name: &str,
+        registry: &Registry,
+    ) -> Result<RateLimiter<Self>, ConfigError>
+    where
+        Self: Send + Sync + 'static,
+    {
+        RateLimiter::named(limit, name, registry, self.clone())
     }
 }
 

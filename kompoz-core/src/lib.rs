@@ -66,6 +66,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod call;
 mod combinator;
 mod error;
 mod registry;
@@ -117,13 +118,14 @@ pub use clock::{Clock, Instant, SendClock};
 pub use clock_ext::ClockExt;
 
 // The resilience combinators, their builders and their values.
+pub use call::Error;
 pub use circuit_breaker::{
-    Breaker, BreakerBuilder, CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerStats,
-    CircuitState, SlidingWindow,
+    Breaker, BreakerBuilder, BreakerPermit, CircuitBreaker, CircuitBreakerBuilder,
+    CircuitBreakerStats, CircuitState, OwnedBreakerPermit, SlidingWindow,
 };
 pub use error::ConfigError;
 pub use limiter::{LimitMode, Limited, Semaphore};
-pub use rate_limit::{RateLimit, RateLimited};
+pub use rate_limit::{OwnedRateReservation, RateLimit, RateLimited, RateLimiter, RateReservation};
 pub use registry::Registry;
 pub use retry::{Backoff, Jitter, Retry};
 pub use timeout::Timeout;

@@ -15,7 +15,7 @@ mod semaphore;
 mod waiters;
 
 pub(crate) use semaphore::check_capacity;
-pub use semaphore::{Acquire, Semaphore, SemaphorePermit};
+pub use semaphore::{Acquire, AcquireOwned, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 /// What a [`Limited`] does with a call when its pool is full (the bulkhead
 /// mode).

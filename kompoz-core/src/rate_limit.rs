@@ -1,9 +1,7 @@
-//! Rate limits: [`RateLimited`], at most N calls per period by GCRA, with
-//! limits shared by name through a [`Registry`].
+//! Rate limits: [`RateLimited`], at most N calls per period by GCRA, over
+//! a [`RateLimiter`] budget that can be shared by handle or by name through a
+//! [`Registry`].
 
-use alloc::boxed::Box;
-use alloc::string::String;
-use alloc::sync::Arc;
 use core::fmt;
 use core::time::Duration;
 
@@ -12,9 +10,10 @@ use crate::sync::{AtomicU64, Ordering};
 use crate::{Clock, Combinator, ConfigError, LimitMode, Registry, limiter::LimitOutcome};
 
 mod gcra;
+mod limiter;
 
 pub(crate) use gcra::Gcra;
-use gcra::{NamedClock, Reservation};
+pub use limiter::{OwnedRateReservation, RateLimiter, RateReservation};
 
 /// A rate: at most `rate` calls per `period`, with a burst allowance.
 ///
@@ -207,6 +206,8 @@ fn interval_nanos(rate: u32, period: Duration) -> u128 {
 ///
 /// # Shared limits
 ///
+/// The budget is a [`RateLimiter`]: [`RateLimiter::guard`] puts several
+/// combinators (and calls made by hand) on one budget.
 /// [`RateLimited::named`] (the runtime crates' `rate_limited_named`) shares
 /// one budget among every limiter built with the same name in a
 /// [`Registry`]. A name asked for again with another [`RateLimit`] is an
@@ -238,17 +239,15 @@ fn interval_nanos(rate: u32, period: Duration) -> u128 {
 /// ```
 pub struct RateLimited<A, K> {
     inner: A,
-    state: Arc<Gcra>,
-    name: Option<String>,
+    limiter: RateLimiter<K>,
     mode: LimitMode,
-    clock: K,
     rejected: AtomicU64,
 }
 
 impl<A, K: Clock> RateLimited<A, K> {
     /// Limits `inner` to `limit`, with a budget of its own, timed by `clock`.
     pub fn new(inner: A, limit: RateLimit, clock: K) -> Self {
-        Self::from_state(inner, Arc::new(Gcra::new(limit, None)), None, clock)
+        Self::from_limiter(inner, RateLimiter::new(limit, clock))
     }
 
     /// Limits `inner` with the limit named `name` in `registry` (created with
@@ -295,85 +294,19 @@ impl<A, K: Clock> RateLimited<A, K> {
     where
         K: Send + Sync + 'static,
     {
-        let requested = core::any::type_name::<K>();
-        let state = registry.rate_limits().get_or_create(
-            name,
-            |existing| check_same(name, existing, limit, requested),
-            || {
-                Gcra::new(
-                    limit,
-                    Some(NamedClock {
-                        clock: Box::new(clock.clone()),
-                        type_name: requested,
-                    }),
-                )
-            },
-        )?;
-        // `check_same` made sure the downcast succeeds.
-        let shared_clock = state
-            .named_clock()
-            .and_then(|named| named.clock.downcast_ref::<K>())
-            .cloned()
-            .unwrap_or(clock);
-        Ok(Self::from_state(
-            inner,
-            state,
-            Some(name.into()),
-            shared_clock,
-        ))
-    }
-
-    fn from_state(inner: A, state: Arc<Gcra>, name: Option<String>, clock: K) -> Self {
-        RateLimited {
-            inner,
-            state,
-            name,
-            mode: LimitMode::Wait,
-            clock,
-            rejected: AtomicU64::new(0),
-        }
+        let limiter = RateLimiter::named(limit, name, registry, clock)?;
+        Ok(Self::from_limiter(inner, limiter))
     }
 }
 
-/// Whether a name registered as `existing` can serve a request for `limit`
-/// on a clock of type `clock_type`.
-fn check_same(
-    name: &str,
-    existing: &Gcra,
-    limit: RateLimit,
-    clock_type: &'static str,
-) -> Result<(), ConfigError> {
-    let have = existing.limit();
-    if have.rate != limit.rate {
-        return Err(ConfigError::name_conflict(
-            name, "rate", have.rate, limit.rate,
-        ));
-    }
-    if have.period != limit.period {
-        return Err(ConfigError::name_conflict(
-            name,
-            "period",
-            have.period,
-            limit.period,
-        ));
-    }
-    if have.burst != limit.burst {
-        return Err(ConfigError::name_conflict(
-            name,
-            "burst",
-            have.burst,
-            limit.burst,
-        ));
-    }
-    match existing.named_clock() {
-        Some(named) if named.type_name == clock_type => Ok(()),
-        Some(named) => Err(ConfigError::name_conflict(
-            name,
-            "clock",
-            named.type_name,
-            clock_type,
-        )),
-        None => Ok(()),
+impl<A, K> RateLimited<A, K> {
+    pub(crate) fn from_limiter(inner: A, limiter: RateLimiter<K>) -> Self {
+        RateLimited {
+            inner,
+            limiter,
+            mode: LimitMode::Wait,
+            rejected: AtomicU64::new(0),
+        }
     }
 }
 
@@ -406,12 +339,18 @@ impl<A, K> RateLimited<A, K> {
 
     /// The rate limit (shared, for a named limiter).
     pub fn limit(&self) -> RateLimit {
-        self.state.limit()
+        self.limiter.limit()
     }
 
     /// The shared name, for a limiter built with [`named`](RateLimited::named).
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.limiter.name()
+    }
+
+    /// The budget this combinator draws on (a handle: clone it, or
+    /// [`guard`](RateLimiter::guard) other combinators with it, to share it).
+    pub fn limiter(&self) -> &RateLimiter<K> {
+        &self.limiter
     }
 
     /// How many calls through this limiter were rejected.
@@ -447,36 +386,20 @@ impl<A, K: Clock> RateLimited<A, K> {
             LimitMode::Reject => 0,
             LimitMode::WaitAtMost(bound) => duration_to_nanos(bound),
         };
-        let Some(reservation) = self.state.reserve(&self.clock, max_wait) else {
+        let Ok(reservation) = self.limiter.reserve_nanos(max_wait) else {
             self.rejected.fetch_add(1, Ordering::Relaxed);
             return (LimitOutcome::Rejected, ctx);
         };
-        if reservation.wait > 0 {
-            let pending = PendingSlot {
-                state: &self.state,
-                reservation,
-            };
-            self.clock
-                .sleep(Duration::from_nanos(pending.reservation.wait))
-                .await;
-            // The slot has come: it is spent whatever the call does next.
-            core::mem::forget(pending);
+        if reservation.wait_nanos() > 0 {
+            // Dropped while waiting (the call was cancelled), the
+            // reservation gives its slot back where it can.
+            reservation.wait().await;
+        } else {
+            reservation.commit();
         }
+        // The slot has come: it is spent whatever the call does next.
         let (ok, ctx) = self.inner.run(ctx).await;
         (LimitOutcome::Ran(ok), ctx)
-    }
-}
-
-/// A reserved slot still being waited for; dropping it (the call was
-/// cancelled) gives the slot back where that is possible.
-struct PendingSlot<'a> {
-    state: &'a Gcra,
-    reservation: Reservation,
-}
-
-impl Drop for PendingSlot<'_> {
-    fn drop(&mut self) {
-        self.state.cancel(&self.reservation);
     }
 }
 
@@ -495,8 +418,8 @@ impl<A: fmt::Debug, K> fmt::Debug for RateLimited<A, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimited")
             .field("inner", &self.inner)
-            .field("limit", &self.state.limit())
-            .field("name", &self.name)
+            .field("limit", &self.limiter.limit())
+            .field("name", &self.limiter.name())
             .field("mode", &self.mode)
             .field("rejected", &self.rejected())
             .finish_non_exhaustive()

@@ -31,6 +31,7 @@ use core::fmt;
 use core::ops::Deref;
 use core::time::Duration;
 
+use crate::call::CircuitOpen;
 use crate::clock::duration_to_nanos;
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use crate::{Clock, Instant};
@@ -40,7 +41,8 @@ use super::notify::{Caught, Note, Notes};
 use super::state::{Mode, Word};
 use super::window::Window;
 use super::{
-    BreakerBuilder, BreakerEvent, CircuitBreaker, CircuitBreakerStats, CircuitState, NotOk,
+    BreakerBuilder, BreakerEvent, BreakerPermit, CircuitBreaker, CircuitBreakerStats, CircuitState,
+    NotOk, OwnedBreakerPermit,
 };
 
 /// A circuit breaker's state, shareable by several combinators.
@@ -158,6 +160,85 @@ impl<K: Clock> Breaker<K> {
     /// `Open` until a call arrives and becomes the probe.
     pub fn state(&self) -> CircuitState {
         self.shared.load().state()
+    }
+
+    /// Asks for permission to make one call: a [`BreakerPermit`] that
+    /// records the call's outcome, or the refusal, saying when a call may
+    /// pass again.
+    ///
+    /// This is what the combinator does around each call, for code that
+    /// makes its calls itself (a `Result`-returning future, a tower
+    /// service). Admission costs what the combinator's does: one atomic load
+    /// when CLOSED.
+    ///
+    /// # Errors
+    ///
+    /// [`CircuitOpen`] when the circuit is open (its
+    /// [`retry_at`](CircuitOpen::retry_at) is the end of the open period, or
+    /// `None` if it was forced open) or half-open with every probe slot taken
+    /// (`retry_at` `None`). The refusal is counted in
+    /// [`stats().rejected_count`](CircuitBreakerStats::rejected_count) and
+    /// reported to `on_event`, as the combinator's are.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz_core::{ClockExt, CircuitState, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = clock.shared_breaker()
+    ///     .failure_threshold(1)
+    ///     .recovery_timeout(Duration::from_secs(5))
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure(); // opens
+    ///
+    /// let refused = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(refused.retry_at().map(|t| t.as_duration()), Some(Duration::from_secs(5)));
+    ///
+    /// clock.advance(Duration::from_secs(5));
+    /// let probe = breaker.try_acquire()?;
+    /// assert!(probe.is_probe());
+    /// drop(probe); // cancelled: the probe slot is given back
+    /// assert_eq!(breaker.state(), CircuitState::HalfOpen);
+    /// breaker.try_acquire()?.success(); // the next probe closes it
+    /// assert_eq!(breaker.state(), CircuitState::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire(&self) -> Result<BreakerPermit<'_, K>, CircuitOpen> {
+        let ticket = self.shared.acquire()?;
+        Ok(BreakerPermit::new(&self.shared, ticket))
+    }
+
+    /// As [`try_acquire`](Self::try_acquire), with a permit that holds a
+    /// handle to the breaker: `'static` when `K` is, `Send` when `K` is
+    /// `Send + Sync`, for a call that outlives the borrow (a spawned task,
+    /// a tower response future).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Self::try_acquire).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kompoz_core::{ClockExt, ManualClock};
+    ///
+    /// let breaker = ManualClock::new().shared_breaker().build()?;
+    /// let permit = breaker.try_acquire_owned()?;
+    /// let call = std::thread::spawn(move || {
+    ///     let failed = false; // the call's outcome
+    ///     permit.record(failed);
+    /// });
+    /// call.join().unwrap();
+    /// assert_eq!(breaker.stats().success_count, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire_owned(&self) -> Result<OwnedBreakerPermit<K>, CircuitOpen> {
+        let ticket = self.shared.acquire()?;
+        Ok(OwnedBreakerPermit::new(Arc::clone(&self.shared), ticket))
     }
 
     /// Whether the state was set by hand with [`force_open`](Self::force_open)
@@ -285,11 +366,11 @@ pub(crate) struct Ticket {
 const PROBE: u32 = 1 << 31;
 
 impl Ticket {
-    fn generation(self) -> u32 {
+    pub(crate) fn generation(self) -> u32 {
         self.tag & !PROBE
     }
 
-    fn probe(self) -> bool {
+    pub(crate) fn probe(self) -> bool {
         self.tag & PROBE != 0
     }
 }
@@ -332,12 +413,12 @@ impl<K: Clock> Shared<K> {
             .map_err(Word)
     }
 
-    /// Admits a call or rejects it (`None`).
+    /// Admits a call or rejects it, saying why.
     #[inline]
-    pub(crate) fn acquire(&self) -> Option<Ticket> {
+    pub(crate) fn acquire(&self) -> Result<Ticket, CircuitOpen> {
         let word = self.load();
         if word.state() == CircuitState::Closed && !self.timed {
-            return Some(Ticket {
+            return Ok(Ticket {
                 start_nanos: 0,
                 tag: word.generation(),
             });
@@ -346,28 +427,31 @@ impl<K: Clock> Shared<K> {
     }
 
     #[inline(never)]
-    fn acquire_slow(&self, mut word: Word) -> Option<Ticket> {
+    fn acquire_slow(&self, mut word: Word) -> Result<Ticket, CircuitOpen> {
         loop {
             match word.state() {
-                CircuitState::Closed => return Some(self.ticket(word, false)),
+                CircuitState::Closed => return Ok(self.ticket(word, false)),
                 CircuitState::HalfOpen => {
                     let in_flight = word.low();
                     if in_flight >= self.config.half_open_max {
-                        return self.reject(CircuitState::HalfOpen);
+                        return Err(self.reject(CircuitState::HalfOpen, None));
                     }
                     match self.cas(word, word.with_low(in_flight + 1)) {
-                        Ok(()) => return Some(self.ticket(word, true)),
+                        Ok(()) => return Ok(self.ticket(word, true)),
                         Err(current) => word = current,
                     }
                 }
                 CircuitState::Open => {
-                    if word.mode() == Mode::ForcedOpen
-                        || self.clock.now().as_nanos() < self.open_until.load(Ordering::Relaxed)
-                    {
-                        return self.reject(CircuitState::Open);
+                    if word.mode() == Mode::ForcedOpen {
+                        return Err(self.reject(CircuitState::Open, None));
+                    }
+                    let until = self.open_until.load(Ordering::Relaxed);
+                    if self.clock.now().as_nanos() < until {
+                        let retry_at = Some(Instant::from_nanos(until));
+                        return Err(self.reject(CircuitState::Open, retry_at));
                     }
                     match self.enter_half_open(word) {
-                        Some(ticket) => return Some(ticket),
+                        Some(ticket) => return Ok(ticket),
                         None => word = self.load(),
                     }
                 }
@@ -387,12 +471,12 @@ impl<K: Clock> Shared<K> {
     }
 
     #[cold]
-    fn reject(&self, state: CircuitState) -> Option<Ticket> {
+    fn reject(&self, state: CircuitState, retry_at: Option<Instant>) -> CircuitOpen {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         if self.on_event.is_some() {
             self.tell_rejected(state);
         }
-        None
+        CircuitOpen::new(state, retry_at)
     }
 
     /// Out of line, so that a rejection without a subscriber stays a

@@ -26,6 +26,7 @@
 //! - A waiter dropped while queued leaves the queue; one dropped after being
 //!   handed a permit, before it saw it, passes the permit on.
 
+use alloc::sync::Arc;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -157,6 +158,41 @@ impl Semaphore {
         }
     }
 
+    /// As [`try_acquire`](Self::try_acquire), with a permit that holds a
+    /// handle to the semaphore: `'static`, `Send` and `Sync`, for a permit
+    /// kept beyond a borrow (in a spawned task, a tower service's response
+    /// future).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kompoz_core::Semaphore;
+    ///
+    /// let pool = Arc::new(Semaphore::new(1)?);
+    /// let permit = pool.try_acquire_owned().expect("a permit is free");
+    /// assert!(pool.try_acquire_owned().is_none());
+    /// std::thread::spawn(move || drop(permit)).join().unwrap();
+    /// assert_eq!(pool.available(), 1);
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Option<OwnedSemaphorePermit> {
+        self.try_take().then(|| OwnedSemaphorePermit {
+            semaphore: Arc::clone(self),
+        })
+    }
+
+    /// Takes a free permit if nobody is queued for it, for a holder other
+    /// than a [`SemaphorePermit`] (which the caller then builds).
+    #[inline]
+    fn try_take(&self) -> bool {
+        // The borrowed permit is only a reference: forgetting it leaks
+        // nothing and hands its permit to the caller. (The borrowed path
+        // keeps its own loop: it returns the permit straight from the CAS.)
+        self.try_acquire().map(core::mem::forget).is_some()
+    }
+
     /// Waits for a permit, in arrival order.
     ///
     /// # Examples
@@ -176,7 +212,40 @@ impl Semaphore {
     pub fn acquire(&self) -> Acquire<'_> {
         Acquire {
             semaphore: self,
-            slot: Slot::Start,
+            waiter: Waiter::new(),
+        }
+    }
+
+    /// As [`acquire`](Self::acquire), through an `Arc`: the future and its
+    /// permit hold a handle to the semaphore, so both are `'static`.
+    ///
+    /// The future is `Unpin + Send + 'static`: a tower service can keep it
+    /// in a field and poll it from `poll_ready` without boxing it. It waits
+    /// in the same FIFO queue as [`acquire`](Self::acquire)'s futures and is
+    /// cancellation-safe in the same way: dropping it leaves the queue, and
+    /// a permit handed to it before it saw it goes to the next waiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kompoz_core::Semaphore;
+    ///
+    /// let pool = Arc::new(Semaphore::new(1)?);
+    /// let held = pool.try_acquire_owned().expect("free");
+    /// let waiting = pool.acquire_owned(); // 'static: could be spawned
+    /// drop(held);
+    /// let permit = futures::executor::block_on(waiting);
+    /// assert!(Arc::ptr_eq(permit.semaphore(), &pool));
+    /// assert_eq!(pool.available(), 0);
+    /// drop(permit);
+    /// assert_eq!(pool.available(), 1);
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    pub fn acquire_owned(self: &Arc<Self>) -> AcquireOwned {
+        AcquireOwned {
+            semaphore: Some(Arc::clone(self)),
+            waiter: Waiter::new(),
         }
     }
 
@@ -280,7 +349,36 @@ impl fmt::Debug for SemaphorePermit<'_> {
     }
 }
 
-/// Where an [`Acquire`] future stands.
+/// A permit from a [`Semaphore`] held through an `Arc` (see
+/// [`Semaphore::try_acquire_owned`] and [`Semaphore::acquire_owned`]);
+/// dropping it gives the permit back (or to the next waiter in line).
+#[must_use = "the permit is given back as soon as it is dropped"]
+pub struct OwnedSemaphorePermit {
+    semaphore: Arc<Semaphore>,
+}
+
+impl OwnedSemaphorePermit {
+    /// The semaphore this permit belongs to.
+    pub fn semaphore(&self) -> &Arc<Semaphore> {
+        &self.semaphore
+    }
+}
+
+impl Drop for OwnedSemaphorePermit {
+    #[inline]
+    fn drop(&mut self) {
+        self.semaphore.release();
+    }
+}
+
+impl fmt::Debug for OwnedSemaphorePermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedSemaphorePermit")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a waiting future ([`Acquire`], [`AcquireOwned`]) stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
     /// Not polled yet.
@@ -291,27 +389,30 @@ enum Slot {
     Done,
 }
 
-/// The future returned by [`Semaphore::acquire`].
-///
-/// Dropping it before it completes leaves the queue; if a permit was handed
-/// to it in the meantime, the permit goes to the next waiter.
-#[must_use = "futures do nothing unless polled"]
-pub struct Acquire<'a> {
-    semaphore: &'a Semaphore,
+/// The waiting logic both acquire futures share: they differ only in how
+/// they hold the semaphore.
+#[derive(Debug)]
+struct Waiter {
     slot: Slot,
 }
 
-impl<'a> Future for Acquire<'a> {
-    type Output = SemaphorePermit<'a>;
+impl Waiter {
+    const fn new() -> Self {
+        Waiter { slot: Slot::Start }
+    }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SemaphorePermit<'a>> {
-        let this = self.get_mut();
-        let semaphore = this.semaphore;
-        match this.slot {
+    fn is_queued(&self) -> bool {
+        matches!(self.slot, Slot::Queued { .. })
+    }
+
+    /// `Ready` once this waiter holds a permit of `semaphore` (which its
+    /// future then wraps, without a step that could fail in between).
+    fn poll_acquire(&mut self, semaphore: &Semaphore, cx: &mut Context<'_>) -> Poll<()> {
+        match self.slot {
             Slot::Start => {
-                if let Some(permit) = semaphore.try_acquire() {
-                    this.slot = Slot::Done;
-                    return Poll::Ready(permit);
+                if semaphore.try_take() {
+                    self.slot = Slot::Done;
+                    return Poll::Ready(());
                 }
                 let mut waiters = semaphore.waiters.lock();
                 let mut state = semaphore.state.load(Ordering::Relaxed);
@@ -332,28 +433,28 @@ impl<'a> Future for Acquire<'a> {
                     ) {
                         Ok(_) if next == QUEUED => break,
                         Ok(_) => {
-                            this.slot = Slot::Done;
-                            return Poll::Ready(SemaphorePermit { semaphore });
+                            self.slot = Slot::Done;
+                            return Poll::Ready(());
                         }
                         Err(actual) => state = actual,
                     }
                 }
                 let (index, ticket) = waiters.push(cx.waker().clone());
-                this.slot = Slot::Queued { index, ticket };
+                self.slot = Slot::Queued { index, ticket };
                 Poll::Pending
             }
             Slot::Queued { index, ticket } => {
                 // Woken by a hand-off: the grant is visible without the lock.
                 if is_granted(semaphore.granted.load(Ordering::Acquire), ticket) {
-                    this.slot = Slot::Done;
-                    return Poll::Ready(SemaphorePermit { semaphore });
+                    self.slot = Slot::Done;
+                    return Poll::Ready(());
                 }
                 let mut waiters = semaphore.waiters.lock();
                 // Under the lock `granted` cannot move: either the permit
                 // came meanwhile or the slot is still ours.
                 if is_granted(semaphore.granted.load(Ordering::Acquire), ticket) {
-                    this.slot = Slot::Done;
-                    return Poll::Ready(SemaphorePermit { semaphore });
+                    self.slot = Slot::Done;
+                    return Poll::Ready(());
                 }
                 waiters.set_waker(index, cx.waker());
                 Poll::Pending
@@ -362,14 +463,13 @@ impl<'a> Future for Acquire<'a> {
             Slot::Done => Poll::Pending,
         }
     }
-}
 
-impl Drop for Acquire<'_> {
-    fn drop(&mut self) {
+    /// The waiting future is dropped: leave the queue, or pass on a permit
+    /// handed to it that it never saw.
+    fn leave(&self, semaphore: &Semaphore) {
         let Slot::Queued { index, ticket } = self.slot else {
             return;
         };
-        let semaphore = self.semaphore;
         let waker = {
             let mut waiters = semaphore.waiters.lock();
             if is_granted(semaphore.granted.load(Ordering::Acquire), ticket) {
@@ -389,11 +489,87 @@ impl Drop for Acquire<'_> {
     }
 }
 
+/// The future returned by [`Semaphore::acquire`].
+///
+/// Dropping it before it completes leaves the queue; if a permit was handed
+/// to it in the meantime, the permit goes to the next waiter.
+#[must_use = "futures do nothing unless polled"]
+pub struct Acquire<'a> {
+    semaphore: &'a Semaphore,
+    waiter: Waiter,
+}
+
+impl<'a> Future for Acquire<'a> {
+    type Output = SemaphorePermit<'a>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SemaphorePermit<'a>> {
+        let this = self.get_mut();
+        let semaphore = this.semaphore;
+        this.waiter
+            .poll_acquire(semaphore, cx)
+            .map(|()| SemaphorePermit { semaphore })
+    }
+}
+
+impl Drop for Acquire<'_> {
+    fn drop(&mut self) {
+        self.waiter.leave(self.semaphore);
+    }
+}
+
 impl fmt::Debug for Acquire<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Acquire")
             .field("semaphore", self.semaphore)
-            .field("queued", &matches!(self.slot, Slot::Queued { .. }))
+            .field("queued", &self.waiter.is_queued())
+            .finish()
+    }
+}
+
+/// The future returned by [`Semaphore::acquire_owned`]: `Unpin + Send +
+/// 'static`.
+///
+/// Dropping it before it completes leaves the queue; if a permit was handed
+/// to it in the meantime, the permit goes to the next waiter. Polled again
+/// after it completed, it stays pending.
+#[must_use = "futures do nothing unless polled"]
+pub struct AcquireOwned {
+    /// Moved into the permit on completion.
+    semaphore: Option<Arc<Semaphore>>,
+    waiter: Waiter,
+}
+
+impl Future for AcquireOwned {
+    type Output = OwnedSemaphorePermit;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<OwnedSemaphorePermit> {
+        let this = self.get_mut();
+        let Some(semaphore) = &this.semaphore else {
+            return Poll::Pending;
+        };
+        match this.waiter.poll_acquire(semaphore, cx) {
+            Poll::Ready(()) => match this.semaphore.take() {
+                Some(semaphore) => Poll::Ready(OwnedSemaphorePermit { semaphore }),
+                None => Poll::Pending,
+            },
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for AcquireOwned {
+    fn drop(&mut self) {
+        if let Some(semaphore) = &self.semaphore {
+            self.waiter.leave(semaphore);
+        }
+    }
+}
+
+impl fmt::Debug for AcquireOwned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquireOwned")
+            .field("semaphore", &self.semaphore)
+            .field("queued", &self.waiter.is_queued())
             .finish()
     }
 }

@@ -8,6 +8,7 @@
 //! sleeps until that slot: waiters are served in reservation order.
 
 use alloc::boxed::Box;
+use alloc::string::String;
 use core::any::Any;
 use core::fmt;
 
@@ -32,6 +33,8 @@ pub(crate) struct Gcra {
 pub(crate) struct NamedClock {
     pub(crate) clock: Box<dyn Any + Send + Sync>,
     pub(crate) type_name: &'static str,
+    /// The name the limit is registered under.
+    pub(crate) name: String,
 }
 
 /// A reserved slot that has not started yet.
@@ -39,6 +42,8 @@ pub(crate) struct NamedClock {
 pub(crate) struct Reservation {
     /// How long until the slot, from the clock reading used to reserve it.
     pub(crate) wait: u64,
+    /// When the slot starts, in nanoseconds of the clock's instants.
+    pub(crate) start: u64,
     /// The TAT this reservation set.
     tat: u64,
     /// The TAT it replaced.
@@ -67,7 +72,8 @@ impl Gcra {
     }
 
     /// Reserves the next slot if it starts within `max_wait` nanoseconds;
-    /// `None` (nothing reserved) otherwise.
+    /// otherwise reserves nothing and returns when the next slot starts
+    /// (`u64::MAX` when no slot is left in the clock's range).
     ///
     /// One clock read and one compare-and-swap when uncontended. The TAT is
     /// loaded *before* the clock is read, so the reading is never older than
@@ -77,17 +83,18 @@ impl Gcra {
     /// `u64::MAX` (only a clock some 292 years past its origin gets there,
     /// see [`RateLimit`]), and a saturated TAT refuses every later call. It
     /// must not stop moving and admit them all instead.
-    pub(crate) fn reserve<K: Clock>(&self, clock: &K, max_wait: u64) -> Option<Reservation> {
+    #[inline]
+    pub(crate) fn reserve<K: Clock>(&self, clock: &K, max_wait: u64) -> Result<Reservation, u64> {
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
             let now = clock.now().as_nanos();
             let start = now.max(tat.saturating_sub(self.tolerance));
             let wait = start - now;
-            if wait > max_wait {
-                return None;
-            }
             if tat == u64::MAX {
-                return None; // no slot left in the clock's range
+                return Err(u64::MAX); // no slot left in the clock's range
+            }
+            if wait > max_wait {
+                return Err(start);
             }
             let next = tat.max(now).saturating_add(self.interval);
             match self
@@ -95,8 +102,9 @@ impl Gcra {
                 .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    return Some(Reservation {
+                    return Ok(Reservation {
                         wait,
+                        start,
                         tat: next,
                         previous: tat,
                     });

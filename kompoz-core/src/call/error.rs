@@ -1,0 +1,366 @@
+//! [`Error<E>`] and the refusals it carries.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::{CircuitState, Instant};
+
+/// What a call through a resilience layer (or a stack of them) returns on
+/// failure: the operation's own error, or the refusal of the layer that did
+/// not let it run (or stopped it).
+///
+/// `Clone`, `PartialEq` and `Eq` when `E` is. `Display` prints one line: for
+/// [`Inner`](Error::Inner), the inner error's own message; for a refusal,
+/// which layer refused and its figures. With `std`, `source()` is the inner
+/// error (`None` for a refusal).
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::call::{Error, PoolFull, TimedOut};
+///
+/// let timed_out: Error<std::io::Error> = TimedOut::new(Duration::from_secs(2)).into();
+/// assert!(timed_out.is_refusal());
+/// assert_eq!(timed_out.to_string(), "timed out after 2s");
+///
+/// let full: Error<&str> = Error::from(PoolFull::new(Duration::ZERO));
+/// assert_eq!(full.retry_at(), None);
+///
+/// let inner: Error<&str> = Error::Inner("connection reset");
+/// assert_eq!(inner.inner(), Some(&"connection reset"));
+/// assert_eq!(inner.map_inner(str::len).into_inner(), Some(16));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error<E> {
+    /// The operation ran and failed with its own error (after any retries).
+    Inner(E),
+    /// The breaker refused the call.
+    CircuitOpen(CircuitOpen),
+    /// The pool had no permit (reject mode) or the wait bound passed.
+    PoolFull(PoolFull),
+    /// The rate limit refused the call.
+    RateLimited(RateLimitExceeded),
+    /// The operation did not finish in time.
+    TimedOut(TimedOut),
+}
+
+impl<E> Error<E> {
+    /// Whether a layer refused (or stopped) the call: every variant but
+    /// [`Inner`](Error::Inner).
+    pub fn is_refusal(&self) -> bool {
+        !matches!(self, Error::Inner(_))
+    }
+
+    /// The operation's own error, if it ran and failed.
+    pub fn inner(&self) -> Option<&E> {
+        match self {
+            Error::Inner(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The operation's own error, by value, if it ran and failed.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            Error::Inner(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Maps the operation's error with `f`; refusals are kept as they are.
+    pub fn map_inner<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
+        match self {
+            Error::Inner(e) => Error::Inner(f(e)),
+            Error::CircuitOpen(r) => Error::CircuitOpen(r),
+            Error::PoolFull(r) => Error::PoolFull(r),
+            Error::RateLimited(r) => Error::RateLimited(r),
+            Error::TimedOut(r) => Error::TimedOut(r),
+        }
+    }
+
+    /// When the refusing layer says a new try may pass (on that layer's
+    /// clock): a breaker's open deadline, a rate limit's earliest admission.
+    /// `None` when no layer said (an inner error, a full pool, a timeout, a
+    /// breaker forced open or half-open with its probe slots taken).
+    pub fn retry_at(&self) -> Option<Instant> {
+        match self {
+            Error::CircuitOpen(r) => r.retry_at(),
+            Error::RateLimited(r) => Some(r.retry_at()),
+            _ => None,
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Inner(e) => e.fmt(f),
+            Error::CircuitOpen(r) => r.fmt(f),
+            Error::PoolFull(r) => r.fmt(f),
+            Error::RateLimited(r) => r.fmt(f),
+            Error::TimedOut(r) => r.fmt(f),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl<E: std::error::Error + 'static> std::error::Error for Error<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Inner(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! refusal_from {
+    ($($ty:ident => $variant:ident),* $(,)?) => {
+        $(
+            impl<E> From<$ty> for Error<E> {
+                fn from(refusal: $ty) -> Self {
+                    Error::$variant(refusal)
+                }
+            }
+
+            #[cfg(feature = "std")]
+            impl std::error::Error for $ty {}
+        )*
+    };
+}
+
+refusal_from! {
+    CircuitOpen => CircuitOpen,
+    PoolFull => PoolFull,
+    RateLimitExceeded => RateLimited,
+    TimedOut => TimedOut,
+}
+
+/// A circuit breaker refused the call.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{call::CircuitOpen, CircuitState, Instant};
+///
+/// let open = CircuitOpen::new(CircuitState::Open, Some(Instant::from_nanos(30_000_000_000)));
+/// assert_eq!(open.retry_at().map(Instant::as_duration), Some(Duration::from_secs(30)));
+/// assert_eq!(open.to_string(), "circuit breaker open: calls refused until 30s on its clock");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CircuitOpen {
+    state: CircuitState,
+    retry_at: Option<Instant>,
+}
+
+impl CircuitOpen {
+    /// A refusal in `state` (`Open`, or `HalfOpen` when every probe slot is
+    /// taken); `retry_at` is when the open period ends, if it ends by itself.
+    pub const fn new(state: CircuitState, retry_at: Option<Instant>) -> Self {
+        CircuitOpen { state, retry_at }
+    }
+
+    /// The state that refused: [`Open`](CircuitState::Open), or
+    /// [`HalfOpen`](CircuitState::HalfOpen) when its probe slots are taken.
+    pub const fn state(&self) -> CircuitState {
+        self.state
+    }
+
+    /// When the open period ends (on the breaker's clock) and the next call
+    /// becomes a probe. `None` when the circuit was forced open (it stays
+    /// open until reset) or is half-open (it waits for its probes).
+    pub const fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+}
+
+impl fmt::Display for CircuitOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.state, self.retry_at) {
+            (CircuitState::HalfOpen, _) => {
+                f.write_str("circuit breaker half-open: every probe slot is taken")
+            }
+            (_, Some(at)) => write!(
+                f,
+                "circuit breaker open: calls refused until {:?} on its clock",
+                at.as_duration()
+            ),
+            (_, None) => f.write_str("circuit breaker open"),
+        }
+    }
+}
+
+/// A concurrency limit (bulkhead) refused the call: no permit was free, or
+/// none came within the wait bound.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::call::PoolFull;
+///
+/// assert_eq!(PoolFull::new(Duration::ZERO).to_string(), "pool full: no permit free");
+/// assert_eq!(
+///     PoolFull::new(Duration::from_millis(250)).to_string(),
+///     "pool full: no permit within 250ms",
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PoolFull {
+    waited: Duration,
+}
+
+impl PoolFull {
+    /// A refusal after waiting `waited` (zero when the pool rejects at once).
+    pub const fn new(waited: Duration) -> Self {
+        PoolFull { waited }
+    }
+
+    /// How long the call waited for a permit: zero in reject mode, the
+    /// bound in bounded-wait mode.
+    pub const fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
+impl fmt::Display for PoolFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.waited.is_zero() {
+            f.write_str("pool full: no permit free")
+        } else {
+            write!(f, "pool full: no permit within {:?}", self.waited)
+        }
+    }
+}
+
+/// A rate limit refused the call.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{call::RateLimitExceeded, Instant};
+///
+/// let refused = RateLimitExceeded::new(Instant::from_nanos(1_500_000_000));
+/// assert_eq!(refused.retry_at().as_duration(), Duration::from_millis(1500));
+/// assert_eq!(refused.to_string(), "rate limit exceeded: next admission at 1.5s on its clock");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateLimitExceeded {
+    retry_at: Instant,
+}
+
+impl RateLimitExceeded {
+    /// A refusal whose earliest admission is `retry_at`.
+    pub const fn new(retry_at: Instant) -> Self {
+        RateLimitExceeded { retry_at }
+    }
+
+    /// The earliest instant at which a call would be admitted (on the
+    /// limiter's clock), if no other call takes the slot first.
+    pub const fn retry_at(&self) -> Instant {
+        self.retry_at
+    }
+}
+
+impl fmt::Display for RateLimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rate limit exceeded: next admission at {:?} on its clock",
+            self.retry_at.as_duration()
+        )
+    }
+}
+
+/// A timeout stopped the call: it had not finished after
+/// [`after`](Self::after).
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::call::TimedOut;
+///
+/// let stopped = TimedOut::new(Duration::from_millis(100));
+/// assert_eq!(stopped.after(), Duration::from_millis(100));
+/// assert_eq!(stopped.to_string(), "timed out after 100ms");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TimedOut {
+    after: Duration,
+}
+
+impl TimedOut {
+    /// A call stopped after `after`.
+    pub const fn new(after: Duration) -> Self {
+        TimedOut { after }
+    }
+
+    /// The time the call was given.
+    pub const fn after(&self) -> Duration {
+        self.after
+    }
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timed out after {:?}", self.after)
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[derive(Debug, PartialEq)]
+    struct Boom;
+    impl fmt::Display for Boom {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("boom")
+        }
+    }
+    impl std::error::Error for Boom {}
+
+    #[test]
+    fn source_is_the_inner_error_only() {
+        use std::error::Error as _;
+        let inner: Error<Boom> = Error::Inner(Boom);
+        assert_eq!(
+            inner.source().map(ToString::to_string).as_deref(),
+            Some("boom")
+        );
+        assert_eq!(inner.to_string(), "boom");
+        let refused: Error<Boom> = TimedOut::new(Duration::from_secs(1)).into();
+        assert!(refused.source().is_none());
+    }
+
+    #[test]
+    fn retry_at_follows_the_refusing_layer() {
+        let at = Instant::from_nanos(7);
+        let e: Error<Boom> = CircuitOpen::new(CircuitState::Open, Some(at)).into();
+        assert_eq!(e.retry_at(), Some(at));
+        let e: Error<Boom> = CircuitOpen::new(CircuitState::HalfOpen, None).into();
+        assert_eq!(e.retry_at(), None);
+        assert!(e.to_string().contains("half-open"));
+        let e: Error<Boom> = RateLimitExceeded::new(at).into();
+        assert_eq!(e.retry_at(), Some(at));
+        let e: Error<Boom> = PoolFull::new(Duration::ZERO).into();
+        assert_eq!(e.retry_at(), None);
+        assert!(Error::<Boom>::Inner(Boom).retry_at().is_none());
+        assert!(!Error::Inner(Boom).is_refusal());
+    }
+
+    #[test]
+    fn map_inner_keeps_refusals() {
+        let e: Error<u8> = PoolFull::new(Duration::from_secs(1)).into();
+        assert_eq!(
+            e.map_inner(u16::from),
+            Error::PoolFull(PoolFull::new(Duration::from_secs(1)))
+        );
+        assert_eq!(Error::Inner(3u8).map_inner(u16::from), Error::Inner(3u16));
+    }
+}
