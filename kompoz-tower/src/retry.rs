@@ -65,8 +65,12 @@ use crate::StackError;
 pub trait RetryPolicy<Req, Res, E> {
     /// After attempt `attempt` (counted from 1) returned `result`: `Some(delay)`
     /// to try again after `delay`, `None` to return `result`.
-    fn retry(&self, attempt: u32, request: &Req, result: &Result<Res, Error<E>>)
-    -> Option<Duration>;
+    fn retry(
+        &self,
+        attempt: u32,
+        request: &Req,
+        result: &Result<Res, Error<E>>,
+    ) -> Option<Duration>;
 
     /// A copy of `request` for a further attempt, taken before each
     /// attempt; `None` if it cannot be re-sent (that attempt is then the
