@@ -28,6 +28,35 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// the leaf, or implement this trait for your own error type in one line
 /// with [`stack_error!`](crate::stack_error!).
 ///
+/// # Examples
+///
+/// A leaf with a foreign error type ends the stack with `.inner_error()`;
+/// the stack's error is then `Error<fmt::Error>`, with no annotation:
+///
+/// ```
+/// use kompoz_core::call::Error;
+/// use kompoz_tower::ServiceBuilderExt;
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// let leaf = service_fn(|_: ()| async { Err::<(), _>(std::fmt::Error) });
+/// let api = ServiceBuilder::new().limited(4)?.inner_error().service(leaf);
+/// let err = futures::executor::block_on(api.oneshot(())).unwrap_err();
+/// assert!(matches!(err, Error::Inner(std::fmt::Error)));
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+///
+/// Without it the stack does not compile, and the compiler says what to add:
+///
+/// ```compile_fail,E0277
+/// use kompoz_tower::ServiceBuilderExt;
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// let leaf = service_fn(|_: ()| async { Err::<(), _>(std::fmt::Error) });
+/// let api = ServiceBuilder::new().limited(4)?.service(leaf);
+/// let _ = futures::executor::block_on(api.oneshot(()));
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+///
 /// # Why an associated type, not `Into<Error<E>>`
 ///
 /// With a bound `S::Error: Into<Error<E>>` an outer layer cannot tell `E`:
