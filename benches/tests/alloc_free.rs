@@ -2,7 +2,10 @@
 //! through a CLOSED breaker (successes and failures), an uncontended limiter,
 //! a limiter call that waits in the queue for its permit,
 //! a rate-limit check (admitted and rejected), a timeout on tokio around a
-//! ready inner step, and the three composed.
+//! ready inner step, and the three composed; and the primitives a call API
+//! is built from: breaker permits (borrowed and owned, recorded, dropped and
+//! refused), owned pool permits (taken at once and waited for) and the
+//! rate-limit handle's `check` and reservations.
 //!
 //! `allocation-counter` replaces the global allocator in this test binary
 //! only, and counts per thread, so tests running in parallel do not disturb
@@ -145,4 +148,73 @@ fn tuple_parallel_calls_do_not_allocate() {
     assert_eq!(allocations(|i| poll_once(all.run(i))), 0);
     let any = kompoz_tokio::parallel_or!(inner(), kompoz_tokio::not(inner()));
     assert_eq!(allocations(|i| poll_once(any.run(i))), 0);
+}
+
+#[test]
+fn breaker_permits_do_not_allocate() {
+    let breaker = kompoz_tokio::shared_breaker()
+        .failure_threshold(3)
+        .build()
+        .expect("config");
+    // Every fourth call fails, one in eight is dropped unrecorded: CLOSED.
+    let calls = allocations(|i| match i % 8 {
+        0 => breaker.try_acquire().expect("closed").failure(),
+        1 => drop(breaker.try_acquire().expect("closed")),
+        4 => breaker.try_acquire_owned().expect("closed").record(true),
+        5 => breaker.try_acquire_owned().expect("closed").success(),
+        _ => breaker.try_acquire().expect("closed").success(),
+    });
+    assert_eq!(calls, 0);
+    assert_eq!(breaker.state(), CircuitState::Closed);
+
+    breaker.force_open();
+    let refused = allocations(|_| assert!(breaker.try_acquire().is_err()));
+    assert_eq!(
+        refused, 0,
+        "a refusal (a `CircuitOpen` value) allocates nothing"
+    );
+}
+
+#[test]
+fn owned_pool_permits_do_not_allocate() {
+    let pool = std::sync::Arc::new(kompoz_tokio::Semaphore::new(1).expect("config"));
+    let taken = allocations(|_| pool.try_acquire_owned().expect("free"));
+    assert_eq!(taken, 0);
+    // Waited for: queued behind a permit held by hand, handed over on its
+    // release. The queue's slab grows once, in the warm-up.
+    let waited = allocations(|_| {
+        let held = pool.try_acquire().expect("free");
+        let mut waiting = pool.acquire_owned();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(std::pin::Pin::new(&mut waiting).poll(&mut cx).is_pending());
+        drop(held);
+        match std::pin::Pin::new(&mut waiting).poll(&mut cx) {
+            std::task::Poll::Ready(permit) => permit,
+            std::task::Poll::Pending => panic!("the permit was handed over"),
+        }
+    });
+    assert_eq!(waited, 0);
+    assert_eq!((pool.available(), pool.waiting()), (1, 0));
+}
+
+#[test]
+fn rate_limiter_checks_and_reservations_do_not_allocate() {
+    let roomy = RateLimit::with_burst(1_000_000_000, Duration::from_secs(1), 1_000_000_000)
+        .expect("config");
+    let limiter = kompoz_tokio::rate_limiter(roomy);
+    assert_eq!(allocations(|_| assert!(limiter.check().is_ok())), 0);
+    let reserved = allocations(|i| {
+        let slot = limiter.reserve(Duration::ZERO).expect("roomy");
+        if i % 2 == 0 {
+            slot.commit()
+        } else {
+            drop(slot)
+        }
+    });
+    assert_eq!(reserved, 0);
+
+    let tight = kompoz_tokio::rate_limiter(RateLimit::per_minute(1).expect("config"));
+    assert!(tight.check().is_ok());
+    let refused = allocations(|_| assert!(tight.check().is_err()));
+    assert_eq!(refused, 0, "a refusal allocates nothing");
 }

@@ -158,3 +158,41 @@ pub fn rate_limited_named_in<A>(
 ) -> Result<RateLimited<A, FuturesTimerClock>, ConfigError> {
     FuturesTimerClock.rate_limited_named_in(inner, limit, name, registry)
 }
+
+/// A rate-limit budget of its own on [`FuturesTimerClock`], as a handle: admit calls
+/// made by hand with [`check`](crate::RateLimiter::check) or
+/// [`reserve`](crate::RateLimiter::reserve), and guard combinators with
+/// [`guard`](crate::RateLimiter::guard), all on one budget. See
+/// [`ClockExt::rate_limiter`].
+pub fn rate_limiter(limit: RateLimit) -> crate::RateLimiter<FuturesTimerClock> {
+    FuturesTimerClock.rate_limiter(limit)
+}
+
+/// As [`rate_limiter`], with the budget named `name` in the process-wide
+/// [`Registry`](crate::Registry::global): the same budget as
+/// [`rate_limited_named`] with that name. See
+/// [`ClockExt::rate_limiter_named`].
+///
+/// # Errors
+///
+/// As [`rate_limited_named`].
+pub fn rate_limiter_named(
+    limit: RateLimit,
+    name: &str,
+) -> Result<crate::RateLimiter<FuturesTimerClock>, ConfigError> {
+    FuturesTimerClock.rate_limiter_named(limit, name)
+}
+
+/// As [`rate_limiter_named`], with the budget taken from `registry` instead
+/// of the process-wide one. See [`ClockExt::rate_limiter_named_in`].
+///
+/// # Errors
+///
+/// As [`rate_limited_named`].
+pub fn rate_limiter_named_in(
+    limit: RateLimit,
+    name: &str,
+    registry: &Registry,
+) -> Result<crate::RateLimiter<FuturesTimerClock>, ConfigError> {
+    FuturesTimerClock.rate_limiter_named_in(limit, name, registry)
+}

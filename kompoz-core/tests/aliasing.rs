@@ -117,3 +117,46 @@ fn tuple_parallel_future_survives_a_shared_peek() {
     let p = kompoz_core::parallel_or!(rule(async |_: &u32| false), slow(&clock));
     assert!(poll_peek_finish(&clock, p.run(1)).0);
 }
+
+#[test]
+fn breaker_outcome_future_survives_a_shared_peek() {
+    let clock = ManualClock::new();
+    let breaker = Breaker::builder(clock.clone()).build().unwrap();
+    let guarded = breaker.guard(slow(&clock));
+    let (outcome, _) = poll_peek_finish(&clock, guarded.run_with_outcome(1));
+    assert_eq!(
+        outcome,
+        kompoz_core::circuit_breaker::BreakerOutcome::Ran(true)
+    );
+}
+
+#[test]
+fn owned_acquire_survives_a_shared_peek() {
+    let clock = ManualClock::new();
+    let pool = std::sync::Arc::new(kompoz_core::Semaphore::new(1).unwrap());
+    let busy = pool.try_acquire_owned().unwrap();
+    let waiter = async {
+        // `join` (the function): `join!` keeps an `Unpin` future in a way
+        // Miri flags on its own, whatever the future.
+        let release = async {
+            clock.sleep(Duration::from_millis(1)).await;
+            drop(busy);
+        };
+        futures::future::join(pool.acquire_owned(), release).await.0
+    };
+    drop(poll_peek_finish(&clock, waiter));
+    assert_eq!(pool.available(), 1);
+}
+
+#[test]
+fn rate_reservation_waits_survive_a_shared_peek() {
+    use kompoz_core::ClockExt;
+    let clock = ManualClock::new();
+    let limiter = clock.rate_limiter(RateLimit::per_second(1).unwrap());
+    limiter.check().unwrap();
+    let slot = limiter.reserve(Duration::from_secs(5)).unwrap();
+    poll_peek_finish(&clock, slot.wait());
+    let slot = limiter.reserve_owned(Duration::from_secs(5)).unwrap();
+    poll_peek_finish(&clock, slot.wait());
+    assert_eq!(clock.now().as_duration(), Duration::from_secs(2));
+}

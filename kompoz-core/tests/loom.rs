@@ -285,6 +285,40 @@ fn semaphore_cancel_races_release_with_second_waiter() {
     });
 }
 
+/// The same race with owned acquires (the waiting logic both futures
+/// share): an owned waiter cancelled while the holder releases passes the
+/// permit to the owned waiter behind it.
+#[test]
+fn semaphore_owned_cancel_races_release_with_second_waiter() {
+    loom::model(|| {
+        let pool = Arc::new(Semaphore::new(1).unwrap());
+        let (taken, go) = (Signal::new(), Signal::new());
+        let t = holder(&pool, &taken, &go);
+        taken.wait();
+        let mut first = pool.acquire_owned();
+        assert!(poll_once(&mut first).is_pending());
+        let queued = Signal::new();
+        let second = {
+            let (pool, queued) = (Arc::clone(&pool), Arc::clone(&queued));
+            thread::spawn(move || {
+                let mut second = pool.acquire_owned();
+                let first_poll = poll_once(&mut second);
+                queued.set();
+                if first_poll.is_pending() {
+                    drop(block_on(second));
+                }
+            })
+        };
+        queued.wait();
+        go.set();
+        drop(first); // races the release
+        t.join().unwrap();
+        second.join().unwrap();
+        assert_eq!(pool.available(), 1);
+        assert_eq!(pool.waiting(), 0);
+    });
+}
+
 /// `try_acquire` racing a queued `acquire` and a release never creates or
 /// loses a permit.
 #[test]
@@ -600,6 +634,32 @@ fn breaker_cancelled_probe_releases_its_slot() {
         );
         assert!(first.is_pending() || other || stats.state == CircuitState::Closed);
         // Not stuck: the next call is admitted and closes the circuit.
+        assert_eq!(block_on(b.run(true)), (true, true));
+        assert_eq!(b.state(), CircuitState::Closed);
+    });
+}
+
+/// An owned probe permit dropped unrecorded on another thread while a
+/// caller asks for a probe: the slot comes back, and the circuit can close.
+#[test]
+fn breaker_owned_probe_permit_dropped_on_another_thread() {
+    loom::model(|| {
+        let clock = FrozenClock::default();
+        let inner = Inner::new(true);
+        let (b, _seen) = breaker(&inner, &clock, 1, 1);
+        open_and_recover(&b, &clock);
+        let permit = b.breaker().try_acquire_owned().expect("the probe");
+        let t = thread::spawn(move || drop(permit));
+        let other = b.breaker().try_acquire();
+        t.join().unwrap();
+        if let Ok(probe) = other {
+            probe.success(); // got the slot back in time: closes it
+        }
+        let stats = b.stats();
+        assert_eq!(
+            stats.half_open_in_flight, 0,
+            "a probe slot leaked: {stats:?}"
+        );
         assert_eq!(block_on(b.run(true)), (true, true));
         assert_eq!(b.state(), CircuitState::Closed);
     });

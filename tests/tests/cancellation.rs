@@ -1372,3 +1372,237 @@ fn breaker_probe_panics_free_its_slot_exactly_once() {
     }
     report_panics("breaker HALF_OPEN probe beside a holder", points);
 }
+
+// --------------------------------------------- the primitives under calls
+//
+// The same sweep over code that makes its calls by hand with the
+// primitives: breaker permits held across the call, owned pool permits,
+// rate-limit reservations waited for.
+
+/// A call made by hand through a breaker permit: the permit is held across
+/// the inner call and records its verdict; refused calls do nothing.
+async fn through_permit(breaker: &Breaker<ManualClock>, p: &Probe<ManualClock>, ctx: u32) {
+    let Ok(permit) = breaker.try_acquire_owned() else {
+        return;
+    };
+    let (ok, _) = p.run(ctx).await;
+    permit.record(!ok);
+}
+
+#[test]
+fn breaker_permits_closed_and_half_open() {
+    for half_open in [false, true] {
+        let r = sweep(
+            || {
+                let clock = ManualClock::new();
+                let (breaker, p) = guarded(&clock, 2, move |i| {
+                    let fail = if half_open { i < 2 } else { i == 0 };
+                    Script::new(i % 3, MS, if fail { End::Fail } else { End::Pass })
+                });
+                let stats = p.stats();
+                if half_open {
+                    kompoz_tests::block_on_manual(&clock, async {
+                        through_permit(&breaker, &p, 0).await;
+                        through_permit(&breaker, &p, 0).await;
+                    });
+                    assert_eq!(breaker.state(), CircuitState::Open);
+                    clock.advance(10 * MS);
+                }
+                let (b2, p2) = (breaker.clone(), p.clone());
+                let fut = async move {
+                    futures::future::join3(
+                        through_permit(&b2, &p2, 1),
+                        through_permit(&b2, &p2, 2),
+                        through_permit(&b2, &p2, 3),
+                    )
+                    .await
+                };
+                (clock.clone(), (clock, stats, breaker), fut)
+            },
+            |(clock, stats, breaker), _| {
+                quiet(clock, stats);
+                let s = breaker.stats();
+                // Cancelled calls have no outcome; finished ones count once.
+                assert_eq!(s.success_count as usize, stats.passed());
+                assert_eq!(s.failure_count as usize, stats.failed());
+                breaker_not_stuck(clock, breaker);
+            },
+        );
+        let state = if half_open { "HALF_OPEN" } else { "CLOSED" };
+        report(&format!("breaker permits {state} (3 callers)"), r);
+    }
+}
+
+/// `run_with_outcome` through every state, as `breaker_through_every_state`.
+#[test]
+fn breaker_run_with_outcome_through_every_state() {
+    use kompoz_core::circuit_breaker::BreakerOutcome;
+    let r = sweep(
+        || {
+            let clock = ManualClock::new();
+            let (breaker, p) = guarded(&clock, 1, |i| {
+                Script::new(1, 2 * MS, if i < 2 { End::Fail } else { End::Pass })
+            });
+            let stats = p.stats();
+            let g = Arc::new(breaker.guard(p).on_rejected(|n: u32| n + 100));
+            let (g2, c2) = (Arc::clone(&g), clock.clone());
+            let fut = async move {
+                assert_eq!(
+                    g2.run_with_outcome(1).await,
+                    (BreakerOutcome::Ran(false), 1)
+                );
+                assert_eq!(
+                    g2.run_with_outcome(2).await,
+                    (BreakerOutcome::Ran(false), 2)
+                );
+                assert_eq!(
+                    g2.run_with_outcome(3).await,
+                    (BreakerOutcome::Rejected, 103)
+                );
+                c2.sleep(10 * MS).await;
+                assert_eq!(g2.run_with_outcome(4).await, (BreakerOutcome::Ran(true), 4));
+            };
+            (clock.clone(), (clock, stats, breaker), fut)
+        },
+        |(clock, stats, breaker), _| {
+            quiet(clock, stats);
+            breaker_not_stuck(clock, breaker);
+        },
+    );
+    report(
+        "breaker run_with_outcome CLOSED -> OPEN -> HALF_OPEN -> CLOSED",
+        r,
+    );
+}
+
+/// Owned and borrowed acquires of one pool, the permits held across the
+/// inner call.
+#[test]
+fn owned_pool_permits() {
+    let r = sweep(
+        || {
+            let clock = ManualClock::new();
+            let p = probe(&clock, MS, End::Pass);
+            let stats = p.stats();
+            let pool = Arc::new(kompoz_core::Semaphore::new(1).unwrap());
+            let (pool2, p2) = (Arc::clone(&pool), p.clone());
+            let fut = async move {
+                let owned = |ctx: u32| {
+                    let (pool, p) = (Arc::clone(&pool2), p2.clone());
+                    async move {
+                        let permit = pool.acquire_owned().await;
+                        p.run(ctx).await;
+                        drop(permit);
+                    }
+                };
+                let borrowed = async {
+                    let permit = pool2.acquire().await;
+                    p2.run(2).await;
+                    drop(permit);
+                };
+                futures::future::join3(owned(1), borrowed, owned(3)).await
+            };
+            (clock.clone(), (clock, stats, pool), fut)
+        },
+        |(clock, stats, pool), _| {
+            quiet(clock, stats);
+            assert_eq!(pool.available(), 1, "a permit leaked");
+            assert_eq!(pool.waiting(), 0, "a waiter stayed queued");
+        },
+    );
+    report("owned pool permits (3 callers, 1 permit)", r);
+}
+
+/// Reservations waited for (owned and borrowed), the second behind the
+/// first: every slot not started is given back or stays spent, and the
+/// budget refills as time passes.
+#[test]
+fn rate_reservations_waited_for() {
+    let r = sweep(
+        || {
+            let clock = ManualClock::new();
+            let p = probe(&clock, Duration::ZERO, End::Pass);
+            let stats = p.stats();
+            let limiter = clock.rate_limiter(RateLimit::new(1, 10 * MS).unwrap());
+            limiter.check().unwrap(); // the burst is spent: both calls wait
+            let (l2, p2) = (limiter.clone(), p.clone());
+            let fut = async move {
+                let owned = async {
+                    l2.reserve_owned(Duration::from_secs(1))
+                        .unwrap()
+                        .wait()
+                        .await;
+                    p2.run(1u32).await;
+                };
+                let borrowed = async {
+                    l2.reserve(Duration::from_secs(1)).unwrap().wait().await;
+                    p2.run(2u32).await;
+                };
+                join(owned, borrowed).await
+            };
+            (clock.clone(), (clock, stats, limiter), fut)
+        },
+        |(clock, stats, limiter), _| {
+            quiet(clock, stats);
+            let start = clock.now();
+            // At most the two slots reserved stay spent.
+            let next = match limiter.check() {
+                Ok(()) => start,
+                Err(refused) => refused.retry_at(),
+            };
+            assert!(next.duration_since(start) <= 20 * MS, "{next:?}");
+            clock.advance(40 * MS);
+            assert!(limiter.check().is_ok());
+        },
+    );
+    report("rate-limit reservations waited for", r);
+}
+
+/// A listener that panics while a permit records its outcome: the slot is
+/// given back exactly once (a second probe's slot stays taken), and the
+/// panic reaches the caller.
+#[test]
+fn permit_record_with_a_panicking_listener_frees_its_slot_once() {
+    kompoz_tests::sweep::quiet_scripted_panics();
+    for failure in [false, true] {
+        let clock = ManualClock::new();
+        let breaker = clock
+            .shared_breaker()
+            .failure_threshold(1)
+            .recovery_timeout(10 * MS)
+            .half_open_max_calls(2)
+            // Panics on the outcome of a call (not on the transitions, so
+            // that the probes can be taken).
+            .on_event(|e| {
+                if matches!(
+                    e,
+                    kompoz_core::circuit_breaker::BreakerEvent::Success { .. }
+                        | kompoz_core::circuit_breaker::BreakerEvent::Failure { .. }
+                ) {
+                    std::panic::panic_any(kompoz_tests::sweep::SCRIPTED)
+                }
+            })
+            .build()
+            .unwrap();
+        let trip = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            breaker.try_acquire().unwrap().failure()
+        }));
+        assert!(trip.is_err(), "the failure event panicked");
+        assert_eq!(breaker.state(), CircuitState::Open);
+        clock.advance(10 * MS);
+        let holder = breaker.try_acquire_owned().unwrap();
+        let swept = breaker.try_acquire_owned().unwrap();
+        assert_eq!(breaker.stats().half_open_in_flight, 2);
+        let recorded =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| swept.record(failure)));
+        assert!(recorded.is_err(), "the listener's panic reaches the caller");
+        let s = breaker.stats();
+        if s.state == CircuitState::HalfOpen {
+            assert_eq!(s.half_open_in_flight, 1, "failure {failure}: {s:?}");
+        } else {
+            assert_eq!(s.state, CircuitState::Open, "a failed probe reopens it");
+        }
+        drop(holder);
+        assert_eq!(breaker.stats().half_open_in_flight, 0);
+    }
+}

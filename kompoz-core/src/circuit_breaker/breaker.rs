@@ -54,6 +54,14 @@ use super::{
 /// [`circuit_breaker`](crate::CircuitBreaker::builder) builds a breaker for
 /// a single combinator.
 ///
+/// Code that makes its calls itself (a future returning `Result`, a tower
+/// service) asks the same breaker for a permit per call with
+/// [`try_acquire`](Self::try_acquire) (or
+/// [`try_acquire_owned`](Self::try_acquire_owned)) and records the outcome
+/// on it; a refusal is a [`CircuitOpen`](crate::call::CircuitOpen) saying
+/// when a call may pass again. Permits and guarded combinators feed one
+/// state machine.
+///
 /// # Examples
 ///
 /// ```

@@ -341,18 +341,20 @@ impl Reserved {
         Instant::from_nanos(self.reservation.start)
     }
 
-    /// Sleeps on `clock` until the slot starts; the slot is spent once it
-    /// has. Dropped while sleeping, the slot is given back by the owner.
-    async fn wait<K: Clock>(&mut self, clock: &K) {
-        if self.reservation.wait > 0 {
-            // The time left, from now: the reservation's own wait was
-            // measured when it was made.
-            let left = self.ready_at() - clock.now();
-            if !left.is_zero() {
-                clock.sleep(left).await;
-            }
+    /// The sleep until the slot starts, on `clock`; `None` if it is due.
+    ///
+    /// The waiting futures own this sleep and take no borrow of their own
+    /// state across its await (a caller may look at a pending future through
+    /// a shared reference between polls; a borrow held across the await
+    /// would be invalidated, see `tests/aliasing.rs`).
+    fn sleep<K: Clock>(&self, clock: &K) -> Option<K::Sleep> {
+        if self.reservation.wait == 0 {
+            return None;
         }
-        self.used = true;
+        // The time left, from now: the reservation's own wait was measured
+        // when it was made.
+        let left = self.ready_at() - clock.now();
+        (!left.is_zero()).then(|| clock.sleep(left))
     }
 
     #[inline]
@@ -385,7 +387,10 @@ impl<K: Clock> RateReservation<'_, K> {
     /// the slot is then spent. Dropping the future before it completes gives
     /// the slot back, as dropping the reservation does.
     pub async fn wait(mut self) {
-        self.slot.wait(&self.limiter.clock).await;
+        if let Some(sleep) = self.slot.sleep(&self.limiter.clock) {
+            sleep.await;
+        }
+        self.slot.used = true; // the slot has come: spent
     }
 
     /// Keeps the slot without waiting here: the caller starts its call at
@@ -437,7 +442,10 @@ impl<K: Clock> OwnedRateReservation<K> {
     /// the slot is then spent. Dropping the future before it completes gives
     /// the slot back.
     pub async fn wait(mut self) {
-        self.slot.wait(&self.limiter.clock).await;
+        if let Some(sleep) = self.slot.sleep(&self.limiter.clock) {
+            sleep.await;
+        }
+        self.slot.used = true; // the slot has come: spent
     }
 
     /// Keeps the slot without waiting here (see [`RateReservation::commit`]).
