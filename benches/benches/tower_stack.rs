@@ -24,7 +24,9 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("tower_stack");
 
     let mut direct = service_fn(leaf);
-    g.bench_function("direct", |b| b.iter(|| tower_once(&mut direct, black_box(1))));
+    g.bench_function("direct", |b| {
+        b.iter(|| tower_once(&mut direct, black_box(1)))
+    });
 
     let clock = TokioClock::new();
     let breaker = clock
