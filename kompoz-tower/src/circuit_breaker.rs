@@ -90,8 +90,10 @@ where
 /// A permit is never leaked: a response future dropped before its answer
 /// (a client gone, an outer timeout) and a service readied but dropped
 /// before `call` give the permit back without an outcome, so a probe slot
-/// returns to the breaker. An error of the inner service's `poll_ready` is
-/// classified and recorded like a response.
+/// returns to the breaker. A panic of the inner response future counts as
+/// a failure (as in kompoz's combinator); a panicking classifier records
+/// nothing. An error of the inner service's `poll_ready` is classified and
+/// recorded like a response.
 ///
 /// # Examples
 ///
@@ -340,13 +342,45 @@ where
                 None => CircuitOpen::new(kompoz_core::CircuitState::Open, None).into(),
             }));
         };
-        let result = core::task::ready!(inner.poll(cx)).map_err(StackError::into_error);
+        // A panic of the inner future is the call's failure, as in kompoz's
+        // combinator: the guard records it while the panic unwinds.
+        let polled = {
+            let _unwinding = FailOnUnwind::new(this.permit);
+            inner.poll(cx)
+        };
+        let result = core::task::ready!(polled).map_err(StackError::into_error);
         if let Some(permit) = this.permit.take() {
             // A panicking classifier unwinds past the permit: dropped, it
             // gives the slot back without an outcome.
             permit.record(this.classify.is_failure(&result));
         }
         Poll::Ready(result)
+    }
+}
+
+/// Records the call's failure if it is dropped by a panic that began after
+/// it was made: the inner future panicked in `poll`.
+struct FailOnUnwind<'a, K: Clock> {
+    permit: &'a mut Option<OwnedBreakerPermit<K>>,
+    already_panicking: bool,
+}
+
+impl<'a, K: Clock> FailOnUnwind<'a, K> {
+    fn new(permit: &'a mut Option<OwnedBreakerPermit<K>>) -> Self {
+        FailOnUnwind {
+            permit,
+            already_panicking: std::thread::panicking(),
+        }
+    }
+}
+
+impl<K: Clock> Drop for FailOnUnwind<'_, K> {
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.already_panicking {
+            if let Some(permit) = self.permit.take() {
+                permit.failure();
+            }
+        }
     }
 }
 

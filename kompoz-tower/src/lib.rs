@@ -127,7 +127,8 @@
 //! rate slots live in the response futures and the services, and go back
 //! when those are dropped (a readied service never called included). A
 //! breaker permit dropped before its answer counts no outcome and frees
-//! its probe slot. The tests check it over real HTTP.
+//! its probe slot; a response future that panics counts as a failure (and
+//! frees its slot too). The tests check it over real HTTP.
 //!
 //! ## Layer order
 //!

@@ -206,3 +206,47 @@ fn zero_settings_are_refused_naming_the_parameter() {
         "invalid `max_concurrent`: 0 (expected at least 1 and at most usize::MAX / 2)"
     );
 }
+
+#[test]
+fn a_panicking_response_future_is_a_breaker_failure_and_leaks_no_probe_slot() {
+    let clock = ManualClock::new();
+    let breaker = clock
+        .shared_breaker()
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let panicking = || {
+        ServiceBuilder::new()
+            .circuit_breaker(&breaker)
+            .service(service_fn(|_: u32| async {
+                panic!("the upstream client panicked");
+                #[allow(unreachable_code)]
+                Ok::<u32, io::Error>(0)
+            }))
+    };
+    let call = |api| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            futures::executor::block_on(ServiceExt::<u32>::oneshot(api, 1))
+        }))
+    };
+
+    assert!(call(panicking()).is_err());
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Open,
+        "the panic counted as a failure"
+    );
+
+    // A probe that panics reopens the circuit and gives its slot back.
+    clock.advance(Duration::from_secs(1));
+    assert!(call(panicking()).is_err());
+    assert_eq!(breaker.state(), CircuitState::Open);
+    clock.advance(Duration::from_secs(1));
+    let calls = Arc::new(AtomicU32::new(0));
+    let healthy = ServiceBuilder::new()
+        .circuit_breaker(&breaker)
+        .service(leaf(&calls, false));
+    assert_eq!(clock.block_on(healthy.oneshot(5)).unwrap(), 5);
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}
