@@ -70,6 +70,11 @@ GROUPS = [
      "failsafe program of issue 13's trial writes), and tower + "
      "tower-resilience (tower's limit, retry and timeout, tower-resilience's "
      "breaker).", "kompoz (algebra)", 1.10),
+    ("tower_stack", "kompoz-tower: timeout ∘ limit ∘ breaker as tower layers",
+     "One request (`ready()` then `call()`) through kompoz-tower's `with_timeout` ∘ "
+     "`limited` ∘ `CircuitBreakerLayer` on `TokioClock`, vs tower's `timeout` ∘ "
+     "`concurrency_limit` ∘ tower-resilience's circuit breaker, around the same "
+     "`service_fn` leaf (`direct`: the leaf alone).", "tower", None),
 ]
 
 # Groups whose ratio is of overheads over the bare call (`direct`).
