@@ -85,13 +85,16 @@ const MAX_DURATION_US: u128 = 1 << 52;
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use std::time::Duration;
 /// use kompoz_redis::{Redis, SharedBreaker};
 ///
 /// # async fn fetch() -> Result<String, std::io::Error> { Ok(String::new()) }
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// let redis = Redis::connect("redis://127.0.0.1:6379/").await?;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = kompoz_redis::test_server::RedisServer::start()?;
+/// # let url = server.url(); // e.g. "redis://127.0.0.1:6379/"
+/// let redis = Redis::connect(&url).await?;
 /// let breaker = SharedBreaker::builder(&redis, "upstream:breaker")
 ///     .failure_threshold(5)
 ///     .recovery_timeout(Duration::from_secs(30))

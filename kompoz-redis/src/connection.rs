@@ -27,16 +27,19 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use std::time::Duration;
 /// use kompoz_redis::Redis;
 ///
-/// # async fn demo() -> Result<(), kompoz_redis::SetupError> {
-/// let redis = Redis::builder("redis://127.0.0.1:6379/")
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = kompoz_redis::test_server::RedisServer::start()?;
+/// # let url = server.url(); // e.g. "redis://127.0.0.1:6379/"
+/// let redis = Redis::builder(&url)
 ///     .command_timeout(Duration::from_millis(20))
 ///     .connect()
 ///     .await?;
-/// # let _ = redis;
+/// assert_eq!(redis.command_timeout(), Duration::from_millis(20));
 /// # Ok(())
 /// # }
 /// ```

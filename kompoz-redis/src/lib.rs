@@ -35,14 +35,17 @@
 //!
 //! ## Example
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use kompoz_core::RateLimit;
 //! use kompoz_redis::{Redis, SharedBreaker, SharedRateLimiter};
 //!
 //! # async fn fetch() -> Result<String, std::io::Error> { Ok(String::new()) }
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let redis = Redis::connect("redis://127.0.0.1:6379/").await?;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = kompoz_redis::test_server::RedisServer::start()?;
+//! # let url = server.url(); // e.g. "redis://127.0.0.1:6379/"
+//! let redis = Redis::connect(&url).await?;
 //! // 100 calls a second for the whole fleet, waiting at most 50 ms for a slot.
 //! let rate = SharedRateLimiter::builder(&redis, "payments:rate", RateLimit::per_second(100)?)
 //!     .wait_at_most(Duration::from_millis(50))

@@ -100,23 +100,30 @@ return 0
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
+/// use std::time::Duration;
 /// use kompoz_core::RateLimit;
 /// use kompoz_redis::{Redis, SharedRateLimiter};
 ///
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// let redis = Redis::connect("redis://127.0.0.1:6379/").await?;
-/// let limiter = SharedRateLimiter::builder(&redis, "upstream:rate", RateLimit::per_second(100)?)
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = kompoz_redis::test_server::RedisServer::start()?;
+/// # let url = server.url(); // e.g. "redis://127.0.0.1:6379/"
+/// let redis = Redis::connect(&url).await?;
+/// // 2 calls a minute for the whole fleet, both at once if need be.
+/// let limit = RateLimit::with_burst(2, Duration::from_secs(60), 2)?;
+/// let limiter = SharedRateLimiter::builder(&redis, "upstream:rate", limit)
 ///     .reject_when_full()
 ///     .build()
 ///     .await?;
 ///
+/// assert!(limiter.check().await.is_ok());
+/// let body = limiter.call(|| async { Ok::<_, std::io::Error>("reply") }).await?;
+/// assert_eq!(body, "reply");
 /// match limiter.check().await {
-///     Ok(()) => { /* call the upstream */ }
+///     Ok(()) => unreachable!("the budget of 2 is spent"),
 ///     Err(refused) => println!("over the fleet's rate; next slot at {:?}", refused.retry_at()),
 /// }
-/// let body = limiter.call(|| async { Ok::<_, std::io::Error>("reply") }).await?;
-/// # let _ = body;
 /// # Ok(())
 /// # }
 /// ```

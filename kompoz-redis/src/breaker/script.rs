@@ -18,7 +18,7 @@ use kompoz_core::CircuitState;
 /// when its generation is not the current one), `reset`.
 ///
 /// Reply: `{verdict, state, generation, open_until_us, now_us, failures,
-/// probes}` with verdict `view`, `closed`, `probe`, `rejected`, `recorded`
+/// probes}` (probe slots whose lease ran out are shown free) with verdict `view`, `closed`, `probe`, `rejected`, `recorded`
 /// or `stale`; or `{"conflict", threshold, recovery_us, half_open}`.
 pub(super) const BREAKER_LUA: &str = r"
 local key = KEYS[1]
@@ -93,7 +93,11 @@ redis.call('HSET', key, 'threshold', ARGV[2], 'recovery_us', ARGV[3], 'half_open
   'state', state, 'gen', n(gen), 'open_until', n(open_until), 'failures', failures,
   'probes', probes, 'probe_ok', probe_ok, 'lease_until', n(lease_until))
 redis.call('PEXPIRE', key, ARGV[7])
-return {verdict, state, n(gen), n(open_until), n(now), failures, probes}
+-- Slots whose lease ran out count as free: the next `acquire` takes them
+-- back (a view that showed them taken would never send one).
+local shown = probes
+if state == 2 and now >= lease_until then shown = 0 end
+return {verdict, state, n(gen), n(open_until), n(now), failures, shown}
 ";
 
 /// What the script decided about an operation.
