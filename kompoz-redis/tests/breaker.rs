@@ -301,7 +301,8 @@ async fn a_key_holding_another_breaker_is_refused_by_name() {
 #[tokio::test]
 async fn settings_out_of_range_are_refused_by_name() {
     let server = support::server();
-    let cases: [(fn(SharedBreakerBuilder) -> SharedBreakerBuilder, &str); 5] = [
+    type Setting = fn(SharedBreakerBuilder) -> SharedBreakerBuilder;
+    let cases: [(Setting, &str); 5] = [
         (
             |b| b.failure_threshold(0),
             "invalid `failure_threshold`: 0 (expected 1 to 65535)",
