@@ -29,9 +29,11 @@
 //! ## Runtime
 //!
 //! Tokio only: the `redis` crate's reconnecting `ConnectionManager` runs on
-//! tokio, and so do the breaker's sync task and the command timeouts. Local
-//! instants (a refusal's `retry_at`) are on
-//! [`TokioClock`](kompoz_tokio::TokioClock)'s timeline.
+//! tokio, and so do the breaker's sync task and the command timeouts, so
+//! every call must run inside a tokio runtime (either flavor; the breaker's
+//! sync task lives on the runtime that built it). async-std and smol users
+//! can run a small tokio runtime beside theirs. Local instants (a refusal's
+//! `retry_at`) are on [`TokioClock`](kompoz_tokio::TokioClock)'s timeline.
 //!
 //! ## Example
 //!
