@@ -58,6 +58,10 @@ fn benches(c: &mut Criterion) {
             .expect("breaker");
         (shared, breaker)
     });
+    // What `block_on` itself costs, to subtract from the shared figures.
+    g.bench_function("block_on of a ready future (baseline)", |b| {
+        b.iter(|| runtime.block_on(black_box(async { 1 })))
+    });
     g.bench_function("rate check, shared (Redis on loopback)", |b| {
         b.iter(|| runtime.block_on(black_box(&shared).check()).is_ok())
     });

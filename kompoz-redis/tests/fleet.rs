@@ -198,6 +198,15 @@ fn a_trip_in_one_process_reaches_another_within_the_staleness_bound() {
     });
     let mut watcher = Replica::spawn(ENTRY, "watch", &server.url(), "procs:breaker");
     assert_eq!(watcher.next(), "ready");
+    // Trip at an arbitrary point of the watcher's sync period, so that the
+    // lag printed below samples the whole range (nothing is asserted on it).
+    let phase = u64::from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos(),
+    );
+    std::thread::sleep(Duration::from_millis(phase % 100));
     runtime.block_on(async {
         for _ in 0..3 {
             let _ = breaker.call(|| async { Err::<(), _>("down") }).await;
