@@ -87,7 +87,20 @@ impl Redis {
         key: &str,
         args: &[String],
     ) -> Result<T, CommandError> {
-        let mut invocation = script.key(key);
+        self.run_keys(script, &[key], args).await
+    }
+
+    /// Runs `script` on `keys` with `args`, within the command timeout.
+    pub(crate) async fn run_keys<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[String],
+    ) -> Result<T, CommandError> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
         for arg in args {
             invocation.arg(arg.as_str());
         }

@@ -14,15 +14,19 @@
 //!   limited fleet-wide, stale generations' outcomes are ignored. A CLOSED
 //!   call makes no round trip: it reads a cached view synced every
 //!   `sync_interval` (staleness bound: `sync_interval + command_timeout`).
+//! - [`SharedPool`]: at most N calls at once across the fleet, as leases
+//!   in a Redis sorted set that the holder renews and that expire when it
+//!   dies, so a crashed replica never takes capacity for longer than a lease.
 //! - When Redis fails: every command has a timeout ([`RedisBuilder::command_timeout`]),
 //!   the connection re-establishes itself, and a [`Fallback`] serves — a
 //!   local limiter or breaker (fail open) or refusal (fail closed) — shown in
 //!   the stats and reported as [`RedisEvent`]s. Nothing panics.
 //!
-//! Both have the primitives' shape (`check`/`acquire` returning
+//! All have the primitives' shape (`check`/`acquire` returning
 //! [`RateLimitExceeded`](kompoz_core::call::RateLimitExceeded) or
 //! [`CircuitOpen`](kompoz_core::call::CircuitOpen), a breaker permit with
-//! `success`/`failure`/drop-as-cancel), a `call(|| fut)` returning
+//! `success`/`failure`/drop-as-cancel, a pool permit released on drop), a
+//! `call(|| fut)` returning
 //! `Result<T, kompoz_core::call::Error<E>>`, and a `guard(inner)` that is a
 //! [`Combinator`](kompoz_core::Combinator) for the algebra.
 //!
@@ -76,6 +80,7 @@ mod breaker;
 mod connection;
 mod error;
 mod fallback;
+mod pool;
 mod rate_limit;
 pub mod test_server;
 
@@ -86,6 +91,10 @@ pub use breaker::{
 pub use connection::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Redis, RedisBuilder};
 pub use error::SetupError;
 pub use fallback::{Fallback, RedisEvent};
+pub use pool::{
+    DEFAULT_LEASE, DEFAULT_POLL_EVERY, SharedLimited, SharedPool, SharedPoolBuilder,
+    SharedPoolPermit, SharedPoolStats,
+};
 pub use rate_limit::{
     DEFAULT_RETRY_EVERY, SharedRateLimitStats, SharedRateLimited, SharedRateLimiter,
     SharedRateLimiterBuilder,

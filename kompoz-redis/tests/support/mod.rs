@@ -23,7 +23,7 @@ pub const KEY: &str = "KOMPOZ_REDIS_CHILD_KEY";
 /// Another OS process running this test binary's `entry` test with a role.
 pub struct Replica {
     child: Child,
-    stdin: ChildStdin,
+    stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
 }
 
@@ -45,7 +45,7 @@ impl Replica {
         let stdout = BufReader::new(child.stdout.take().expect("stdout"));
         Replica {
             child,
-            stdin,
+            stdin: Some(stdin),
             stdout,
         }
     }
@@ -76,15 +76,32 @@ impl Replica {
 
     /// Tells the replica something (a line on its stdin).
     pub fn tell(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").expect("write to a replica");
-        self.stdin.flush().expect("flush");
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to a replica");
+        stdin.flush().expect("flush");
+    }
+
+    /// Kills the replica at once (SIGKILL: no destructor runs), as a crash.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill a replica");
+        let _ = self.child.wait();
     }
 
     /// Waits for the replica to exit, and checks it passed.
     pub fn finish(mut self) {
-        drop(self.stdin);
+        drop(self.stdin.take());
         let status = self.child.wait().expect("wait for a replica");
         assert!(status.success(), "a replica failed: {status}");
+    }
+}
+
+impl Drop for Replica {
+    /// A test that fails half-way leaves no replica running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
