@@ -59,8 +59,12 @@ async fn closed_calls_make_no_round_trip() {
         .build()
         .await
         .unwrap();
-    // Let the sync task make its first (immediate) sync.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The sync task's first sync is immediate; the next is an hour away.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while breaker.stats().syncs < 2 {
+        assert!(Instant::now() < deadline, "the sync task never synced");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let before = evalsha_calls(&server).await;
     for n in 0..1_000u32 {
         assert_eq!(breaker.call(|| async { Ok::<_, ()>(n) }).await.unwrap(), n);
