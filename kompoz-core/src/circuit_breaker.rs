@@ -137,6 +137,7 @@ impl<C, F: Fn(C) -> C> RejectedHook<C> for F {
 /// | what fails | `failure_if(pred)` | `pred(ok, &ctx)` says whether an outcome is a failure; the verdict returned is still the inner one | `!ok` |
 /// | manual | `force_open()`, `force_closed()`, `reset()` | isolate (reject all, never probe); disable (run all, record only, never trip); close and clear | — |
 /// | events | `on_state_change(f)`, `on_event(f)` | state changes, successes, failures, slow calls, rejections | none; no cost beyond one branch |
+/// | refusals | `on_rejected(hook)`; per call: `run_with_outcome` | `hook(ctx)` makes the context a refused call hands back; `run_with_outcome` tells `Rejected` from `Ran(ok)` | context handed back as it came |
 ///
 /// Windows: [`SlidingWindow::Count`]`(n)` holds the last `n` outcomes;
 /// [`SlidingWindow::Time`] holds the outcomes of the last `duration`, in
@@ -148,6 +149,8 @@ impl<C, F: Fn(C) -> C> RejectedHook<C> for F {
 /// - **No stuck HALF_OPEN.** A probe whose future is dropped (cancelled, or
 ///   timed out by an outer timeout) gives its slot back without an outcome;
 ///   a probe that panics gives it back and counts as a failure.
+///   A [`BreakerPermit`] dropped without an outcome (also while a panic
+///   unwinds) gives its slot back without an outcome.
 /// - **Panics.** A panic of the inner combinator — in its future, or in
 ///   `run` itself before it returns one — counts as the call's failure. A
 ///   panicking failure predicate gives the call no outcome. A panicking

@@ -125,7 +125,10 @@ pub use circuit_breaker::{
 };
 pub use error::ConfigError;
 pub use limiter::{LimitMode, Limited, Semaphore};
-pub use rate_limit::{OwnedRateReservation, RateLimit, RateLimited, RateLimiter, RateReservation};
+pub use rate_limit::{
+    OwnedRateReservation, OwnedRateWait, RateLimit, RateLimited, RateLimiter, RateReservation,
+    RateWait,
+};
 pub use registry::Registry;
 pub use retry::{Backoff, Jitter, Retry};
 pub use timeout::Timeout;

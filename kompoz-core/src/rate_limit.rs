@@ -13,7 +13,7 @@ mod gcra;
 mod limiter;
 
 pub(crate) use gcra::Gcra;
-pub use limiter::{OwnedRateReservation, RateLimiter, RateReservation};
+pub use limiter::{OwnedRateReservation, OwnedRateWait, RateLimiter, RateReservation, RateWait};
 
 /// A rate: at most `rate` calls per `period`, with a burst allowance.
 ///

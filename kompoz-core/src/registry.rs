@@ -97,8 +97,8 @@ impl<V> NameMap<V> {
 /// asking for it with a different capacity is an error. Once every limiter
 /// using a name has been dropped, the name is free again.
 ///
-/// Named rate limits ([`RateLimited::named`](crate::RateLimited::named)) live
-/// here too, under names of their own: a pool and a rate limit may share a
+/// Named rate limits ([`RateLimited::named`](crate::RateLimited::named),
+/// [`RateLimiter::named`](crate::RateLimiter::named)) live here too, under names of their own: a pool and a rate limit may share a
 /// name without meeting.
 ///
 /// Names are looked up when a limiter is built, never on a call.

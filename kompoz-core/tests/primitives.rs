@@ -42,6 +42,8 @@ fn the_owned_types_are_static_and_thread_safe() {
     assert_unpin_send_static::<AcquireOwned>();
     assert_send_sync_static::<OwnedRateReservation<ManualClock>>();
     assert_send_sync_static::<Error<std::io::Error>>();
+    fn assert_send_static<T: Send + 'static>() {}
+    assert_send_static::<kompoz_core::OwnedRateWait<ManualClock>>();
 }
 
 #[test]

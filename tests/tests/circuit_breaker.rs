@@ -326,7 +326,10 @@ async fn half_open_slots_hold_under_threads() {
             })
             .collect();
         // 48 rejections return at once; then let the two probes finish.
-        while protected.stats().rejected_count < 48 {
+        // (An admitted probe's task may not have reached its inner call
+        // when the 48th rejection is counted: wait for both, so that a
+        // third probe, not a slow scheduler, is what the check catches.)
+        while protected.stats().rejected_count < 48 || gated.runs.load(Ordering::SeqCst) < 2 {
             tokio::task::yield_now().await;
         }
         assert_eq!(gated.runs.load(Ordering::SeqCst), 2);

@@ -5,6 +5,9 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, ready};
 use core::time::Duration;
 
 use super::gcra::{Gcra, NamedClock, Reservation};
@@ -377,7 +380,7 @@ pub struct RateReservation<'a, K: Clock> {
     slot: Reserved,
 }
 
-impl<K: Clock> RateReservation<'_, K> {
+impl<'a, K: Clock> RateReservation<'a, K> {
     /// When the reserved slot starts, on the limiter's clock.
     pub fn ready_at(&self) -> Instant {
         self.slot.ready_at()
@@ -386,11 +389,11 @@ impl<K: Clock> RateReservation<'_, K> {
     /// Sleeps on the limiter's clock until [`ready_at`](Self::ready_at);
     /// the slot is then spent. Dropping the future before it completes gives
     /// the slot back, as dropping the reservation does.
-    pub async fn wait(mut self) {
-        if let Some(sleep) = self.slot.sleep(&self.limiter.clock) {
-            sleep.await;
+    pub fn wait(self) -> RateWait<'a, K> {
+        RateWait {
+            sleep: self.slot.sleep(&self.limiter.clock),
+            reservation: self,
         }
-        self.slot.used = true; // the slot has come: spent
     }
 
     /// Keeps the slot without waiting here: the caller starts its call at
@@ -440,12 +443,13 @@ impl<K: Clock> OwnedRateReservation<K> {
 
     /// Sleeps on the limiter's clock until [`ready_at`](Self::ready_at);
     /// the slot is then spent. Dropping the future before it completes gives
-    /// the slot back.
-    pub async fn wait(mut self) {
-        if let Some(sleep) = self.slot.sleep(&self.limiter.clock) {
-            sleep.await;
+    /// the slot back. The future is `'static` when the clock is, and can be
+    /// kept in a field (pinned) and polled by hand.
+    pub fn wait(self) -> OwnedRateWait<K> {
+        OwnedRateWait {
+            sleep: self.slot.sleep(&self.limiter.clock),
+            reservation: self,
         }
-        self.slot.used = true; // the slot has come: spent
     }
 
     /// Keeps the slot without waiting here (see [`RateReservation::commit`]).
@@ -470,5 +474,76 @@ impl<K: Clock> fmt::Debug for OwnedRateReservation<K> {
         f.debug_struct("OwnedRateReservation")
             .field("ready_at", &self.ready_at())
             .finish_non_exhaustive()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`RateReservation::wait`]: sleeps until the slot, then
+    /// spends it. Dropped before it completes, it gives the slot back.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct RateWait<'a, K: Clock> {
+        reservation: RateReservation<'a, K>,
+        // Owned, not borrowed from the reservation: the future holds no
+        // borrow of its own state across a poll (see `Reserved::sleep`).
+        #[pin]
+        sleep: Option<K::Sleep>,
+    }
+}
+
+impl<K: Clock> Future for RateWait<'_, K> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
+            ready!(sleep.poll(cx));
+            this.sleep.set(None);
+        }
+        this.reservation.slot.used = true; // the slot has come: spent
+        Poll::Ready(())
+    }
+}
+
+impl<K: Clock> fmt::Debug for RateWait<'_, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateWait")
+            .field("ready_at", &self.reservation.ready_at())
+            .field("sleeping", &self.sleep.is_some())
+            .finish()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`OwnedRateReservation::wait`]: sleeps until the slot,
+    /// then spends it. Dropped before it completes, it gives the slot back.
+    /// `'static` when the clock is.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct OwnedRateWait<K: Clock> {
+        reservation: OwnedRateReservation<K>,
+        #[pin]
+        sleep: Option<K::Sleep>,
+    }
+}
+
+impl<K: Clock> Future for OwnedRateWait<K> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
+            ready!(sleep.poll(cx));
+            this.sleep.set(None);
+        }
+        this.reservation.slot.used = true; // the slot has come: spent
+        Poll::Ready(())
+    }
+}
+
+impl<K: Clock> fmt::Debug for OwnedRateWait<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedRateWait")
+            .field("ready_at", &self.reservation.ready_at())
+            .field("sleeping", &self.sleep.is_some())
+            .finish()
     }
 }
