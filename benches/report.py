@@ -62,6 +62,11 @@ GROUPS = [
     ("composition", "Composition: timeout ∘ limiter ∘ breaker",
      "The three wrappers around a ready inner step, vs the same stack in "
      "tower + tower-resilience.", "tower", None),
+    ("tower_stack", "kompoz-tower: timeout ∘ limit ∘ breaker as tower layers",
+     "One request (`ready()` then `call()`) through kompoz-tower's `with_timeout` ∘ "
+     "`limited` ∘ `CircuitBreakerLayer` on `TokioClock`, vs tower's `timeout` ∘ "
+     "`concurrency_limit` ∘ tower-resilience's circuit breaker, around the same "
+     "`service_fn` leaf (`direct`: the leaf alone).", "tower", None),
 ]
 
 # Groups whose ratio is of overheads over the bare call (`direct`).

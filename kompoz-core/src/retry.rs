@@ -83,6 +83,41 @@ impl Backoff {
     }
 }
 
+impl Backoff {
+    /// The wait after failed attempt `attempt` (counted from 1) before the
+    /// next one, as a [`Retry`] with this back-off and no jitter waits it.
+    /// Retry loops outside the algebra (a tower layer, say) compute their
+    /// delays with it. Attempt 0 is read as attempt 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz_core::Backoff;
+    ///
+    /// let b = Backoff::exponential(Duration::from_millis(100), 2.0, Duration::from_millis(300))?;
+    /// let ms = |n| b.delay(n).as_millis();
+    /// assert_eq!((ms(1), ms(2), ms(3), ms(40)), (100, 200, 300, 300));
+    /// assert_eq!(Backoff::fixed(Duration::from_secs(1)).delay(7), Duration::from_secs(1));
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let max = match self.0 {
+            Schedule::Fixed(delay) => return Duration::from_nanos(delay),
+            Schedule::Exponential { max, .. } => max,
+        };
+        let mut delays = self.0.delays();
+        // Once capped it stays there: no need to walk the remaining attempts.
+        for _ in 1..attempt {
+            if delays.current() >= max {
+                break;
+            }
+            delays.advance();
+        }
+        Duration::from_nanos(delays.current())
+    }
+}
+
 impl Default for Backoff {
     fn default() -> Self {
         Backoff::NONE

@@ -365,3 +365,13 @@ fn a_retry_over_send_parts_is_send_and_sync() {
     let r = r & rule(async |n: &u32| *n < 10);
     assert!(futures::executor::block_on(r.run(3)).0);
 }
+
+#[test]
+fn backoff_delay_follows_the_documented_rounding_and_cap() {
+    // 1 ns × 1.5ⁿ, rounded down: 1, 1, 2, 3, 5, 7, 11 (as `Backoff::exponential` documents).
+    let b = Backoff::exponential(Duration::from_nanos(1), 1.5, Duration::from_nanos(10)).unwrap();
+    let waits: Vec<u128> = (1..=8).map(|n| b.delay(n).as_nanos()).collect();
+    assert_eq!(waits, [1, 1, 2, 3, 5, 7, 10, 10]);
+    assert_eq!(b.delay(0), b.delay(1));
+    assert_eq!(b.delay(u32::MAX).as_nanos(), 10);
+}

@@ -1,0 +1,301 @@
+//! [`RateLimitLayer`]: a shared (optionally named) rate budget, decided in
+//! `poll_ready`.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+
+use kompoz_core::call::{Error, RateLimitExceeded};
+use kompoz_core::{Clock, OwnedRateReservation, RateLimiter};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::StackError;
+
+/// Lets requests through at most at a [`RateLimiter`]'s rate; a request
+/// over it fails with [`Error::RateLimited`], whose
+/// [`retry_at`](Error::retry_at) is the earliest instant a request would be
+/// admitted (an HTTP server turns it into `429` and `Retry-After`).
+///
+/// The limiter is a shared handle: the services built by this layer, their
+/// clones, other layers and kompoz combinators given the same limiter — or
+/// the same name, through [`RateLimiter::named`] — spend one budget.
+///
+/// # `poll_ready` and `call`
+///
+/// The decision is made in `poll_ready`, before the inner service is asked
+/// whether it is ready: a slot is reserved there.
+///
+/// - Admitted: `poll_ready` then waits for the inner service's readiness
+///   and `call` spends the slot. A service readied but dropped before
+///   `call` gives its slot back (when no later slot was reserved since).
+/// - Over the rate, by default: `poll_ready` is ready at once without
+///   touching the inner service, and the `call` that follows fails with
+///   [`Error::RateLimited`] (refused in `call`, not as an error of
+///   `poll_ready`, which tower reads as a broken service).
+/// - With [`wait_at_most(bound)`](Self::wait_at_most): a request whose slot
+///   starts within `bound` waits for it in `poll_ready` (`Pending`:
+///   backpressure, as tower's own rate limit), then goes on; one whose slot
+///   is further off is refused as above.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use kompoz_core::{call::Error, ClockExt, ManualClock, RateLimit};
+/// use kompoz_tower::RateLimitLayer;
+/// use tower::{service_fn, Layer, ServiceExt};
+///
+/// let clock = ManualClock::new();
+/// let limiter = clock.rate_limiter(RateLimit::per_second(2)?);
+/// let api = RateLimitLayer::new(&limiter)
+///     .layer(service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
+///
+/// clock.block_on(async {
+///     assert!(api.clone().oneshot(1).await.is_ok());
+///     let refused = api.clone().oneshot(2).await.unwrap_err();
+///     assert!(matches!(refused, Error::RateLimited(_)));
+///     assert_eq!(refused.retry_at().unwrap().as_duration(), Duration::from_millis(500));
+/// });
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+pub struct RateLimitLayer<K> {
+    limiter: RateLimiter<K>,
+    max_wait: Duration,
+}
+
+impl<K: Clock> RateLimitLayer<K> {
+    /// Spends `limiter`'s budget (a handle on it is kept); requests over the
+    /// rate are refused at once.
+    pub fn new(limiter: &RateLimiter<K>) -> Self {
+        RateLimitLayer {
+            limiter: limiter.clone(),
+            max_wait: Duration::ZERO,
+        }
+    }
+
+    /// A request whose slot starts within `bound` waits for it in
+    /// `poll_ready` instead of being refused. Zero (the default) refuses
+    /// at once.
+    pub fn wait_at_most(mut self, bound: Duration) -> Self {
+        self.max_wait = bound;
+        self
+    }
+
+    /// The limiter.
+    pub fn limiter(&self) -> &RateLimiter<K> {
+        &self.limiter
+    }
+}
+
+impl<K: Clone> Clone for RateLimitLayer<K> {
+    fn clone(&self) -> Self {
+        RateLimitLayer {
+            limiter: self.limiter.clone(),
+            max_wait: self.max_wait,
+        }
+    }
+}
+
+impl<K> fmt::Debug for RateLimitLayer<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitLayer")
+            .field("limiter", &self.limiter)
+            .field("max_wait", &self.max_wait)
+            .finish()
+    }
+}
+
+impl<S, K: Clock> Layer<S> for RateLimitLayer<K> {
+    type Service = RateLimit<S, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit {
+            inner,
+            limiter: self.limiter.clone(),
+            max_wait: self.max_wait,
+            state: Slot::Undecided,
+        }
+    }
+}
+
+/// The service of [`RateLimitLayer`].
+pub struct RateLimit<S, K: Clock> {
+    inner: S,
+    limiter: RateLimiter<K>,
+    max_wait: Duration,
+    state: Slot<K>,
+}
+
+enum Slot<K: Clock> {
+    Undecided,
+    /// Reserved for later: sleeping until it starts.
+    Waiting(OwnedRateReservation<K>, Pin<Box<K::Sleep>>),
+    /// Reserved and due: the next call spends it.
+    Due(OwnedRateReservation<K>),
+    Refused(RateLimitExceeded),
+}
+
+impl<S, K: Clock> RateLimit<S, K> {
+    /// The limiter.
+    pub fn limiter(&self) -> &RateLimiter<K> {
+        &self.limiter
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, by value (a slot it reserved is given back).
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, K: Clock> Clone for RateLimit<S, K> {
+    /// A service on the same budget, with no slot reserved yet.
+    fn clone(&self) -> Self {
+        RateLimit {
+            inner: self.inner.clone(),
+            limiter: self.limiter.clone(),
+            max_wait: self.max_wait,
+            state: Slot::Undecided,
+        }
+    }
+}
+
+impl<S: fmt::Debug, K: Clock> fmt::Debug for RateLimit<S, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            Slot::Undecided => "undecided",
+            Slot::Waiting(..) => "waiting",
+            Slot::Due(_) => "due",
+            Slot::Refused(_) => "refused",
+        };
+        f.debug_struct("RateLimit")
+            .field("inner", &self.inner)
+            .field("limiter", &self.limiter)
+            .field("max_wait", &self.max_wait)
+            .field("slot", &state)
+            .finish()
+    }
+}
+
+impl<S, R, K> Service<R> for RateLimit<S, K>
+where
+    S: Service<R>,
+    S::Error: StackError,
+    K: Clock,
+{
+    type Response = S::Response;
+    type Error = Error<<S::Error as StackError>::Inner>;
+    type Future = RateLimitFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        loop {
+            match &mut self.state {
+                Slot::Undecided => {
+                    self.state = match self.limiter.reserve_owned(self.max_wait) {
+                        Err(exceeded) => Slot::Refused(exceeded),
+                        Ok(slot) => {
+                            let clock = self.limiter.clock();
+                            let wait = slot.ready_at().duration_since(clock.now());
+                            if wait.is_zero() {
+                                Slot::Due(slot)
+                            } else {
+                                Slot::Waiting(slot, Box::pin(clock.sleep(wait)))
+                            }
+                        }
+                    }
+                }
+                Slot::Waiting(_, sleep) => {
+                    core::task::ready!(sleep.as_mut().poll(cx));
+                    if let Slot::Waiting(slot, _) =
+                        core::mem::replace(&mut self.state, Slot::Undecided)
+                    {
+                        self.state = Slot::Due(slot);
+                    }
+                }
+                Slot::Due(_) => return self.inner.poll_ready(cx).map_err(StackError::into_error),
+                Slot::Refused(_) => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        match core::mem::replace(&mut self.state, Slot::Undecided) {
+            Slot::Due(slot) => {
+                slot.commit();
+                RateLimitFuture {
+                    inner: Some(self.inner.call(request)),
+                    refused: None,
+                }
+            }
+            Slot::Refused(exceeded) => RateLimitFuture::refused(exceeded),
+            // `call` without a ready `poll_ready` breaks tower's contract:
+            // admit only a slot that is due now, never run past the rate.
+            Slot::Undecided | Slot::Waiting(..) => match self.limiter.check() {
+                Ok(()) => RateLimitFuture {
+                    inner: Some(self.inner.call(request)),
+                    refused: None,
+                },
+                Err(exceeded) => RateLimitFuture::refused(exceeded),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`RateLimit`].
+    pub struct RateLimitFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        refused: Option<RateLimitExceeded>,
+    }
+}
+
+impl<F> RateLimitFuture<F> {
+    fn refused(exceeded: RateLimitExceeded) -> Self {
+        RateLimitFuture {
+            inner: None,
+            refused: Some(exceeded),
+        }
+    }
+}
+
+impl<F, T, E> Future for RateLimitFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: StackError,
+{
+    type Output = Result<T, Error<E::Inner>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.inner.as_pin_mut() {
+            Some(inner) => inner.poll(cx).map_err(StackError::into_error),
+            None => match this.refused.take() {
+                Some(exceeded) => Poll::Ready(Err(exceeded.into())),
+                // Polled again after its answer: stay pending, as a spent future may.
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<F> fmt::Debug for RateLimitFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitFuture")
+            .field("refused", &self.refused)
+            .finish_non_exhaustive()
+    }
+}
