@@ -78,6 +78,7 @@ pub mod circuit_breaker;
 pub mod clock;
 mod clock_ext;
 pub mod limiter;
+pub mod observe;
 pub mod parallel;
 pub mod prelude;
 mod rate_limit;

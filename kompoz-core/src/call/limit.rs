@@ -10,6 +10,7 @@ use core::time::Duration;
 use super::{Error, Layer, Operation, Policy, PoolFull, Stack};
 use crate::call::operation::FnOperation;
 use crate::limiter::check_capacity;
+use crate::observe::{Event, Observable, Observer};
 use crate::timeout::within;
 use crate::{Clock, ConfigError, LimitMode, Registry, Semaphore};
 
@@ -26,6 +27,7 @@ pub struct LimitLayer<K> {
     pool: Arc<Semaphore>,
     mode: LimitMode,
     clock: K,
+    observer: Observer,
 }
 
 impl<K> LimitLayer<K> {
@@ -35,6 +37,7 @@ impl<K> LimitLayer<K> {
             pool: Arc::clone(pool),
             mode: LimitMode::Wait,
             clock,
+            observer: Observer::new(),
         }
     }
 
@@ -55,7 +58,7 @@ impl<T, E, K: Clock> Layer<T, E> for LimitLayer<K> {
     where
         O: Operation<Output = T, Error = E>,
     {
-        limited(&self.pool, self.mode, &self.clock, op)
+        limited(&self.pool, self.mode, &self.clock, &self.observer, op)
     }
 }
 
@@ -64,6 +67,7 @@ async fn limited<T, E, K: Clock, O>(
     pool: &Semaphore,
     mode: LimitMode,
     clock: &K,
+    observer: &Observer,
     mut op: O,
 ) -> Result<T, Error<E>>
 where
@@ -73,14 +77,27 @@ where
     // and during a panic's unwinding.
     let _permit = match pool.try_acquire() {
         Some(permit) => permit,
-        None => match mode {
-            LimitMode::Reject => return Err(PoolFull::new(Duration::ZERO).into()),
-            LimitMode::Wait => pool.acquire().await,
-            LimitMode::WaitAtMost(bound) => match within(pool.acquire(), clock, bound).await {
-                Some(permit) => permit,
-                None => return Err(PoolFull::new(bound).into()),
-            },
-        },
+        None => {
+            let refused = |waited| {
+                observer.emit(|| Event::PoolRefused { waited });
+                Err(PoolFull::new(waited).into())
+            };
+            // The clock is read only when someone listens for the wait.
+            let since = observer.listening().then(|| clock.now());
+            let permit = match mode {
+                LimitMode::Reject => return refused(Duration::ZERO),
+                LimitMode::Wait => pool.acquire().await,
+                LimitMode::WaitAtMost(bound) => match within(pool.acquire(), clock, bound).await {
+                    Some(permit) => permit,
+                    None => return refused(bound),
+                },
+            };
+            if let Some(since) = since {
+                let waited = clock.now().duration_since(since);
+                observer.emit(|| Event::PoolWaited { waited });
+            }
+            permit
+        }
     };
     op.invoke().await
 }
@@ -91,7 +108,14 @@ impl<K: Clone> Clone for LimitLayer<K> {
             pool: Arc::clone(&self.pool),
             mode: self.mode,
             clock: self.clock.clone(),
+            observer: self.observer.clone(),
         }
+    }
+}
+
+impl<K> Observable for LimitLayer<K> {
+    fn observer_mut(&mut self) -> &mut Observer {
+        &mut self.observer
     }
 }
 
@@ -100,6 +124,7 @@ impl<K> fmt::Debug for LimitLayer<K> {
         f.debug_struct("LimitLayer")
             .field("pool", &self.pool)
             .field("mode", &self.mode)
+            .field("observer", &self.observer)
             .finish_non_exhaustive()
     }
 }
@@ -182,7 +207,7 @@ impl<K: Clock, S> Policy<K, S> {
         registry: &Registry,
     ) -> Result<Policy<K, Stack<S, LimitLayer<K>>>, ConfigError> {
         let pool = registry.pool(name, max_concurrent)?;
-        Ok(self.limit(&pool))
+        Ok(self.limit(&pool).name(name))
     }
 }
 

@@ -276,6 +276,53 @@ impl<K, S, L> Policy<K, Stack<S, L>> {
     }
 }
 
+/// Names and subscribers, for the layer just added (see
+/// [`observe`](crate::observe)).
+impl<K, S, L: crate::observe::Observable> Policy<K, Stack<S, L>> {
+    /// Names the layer just added: the `name` of its events, its `tracing`
+    /// events' `name` field and its metrics' `name` label. A pool or rate
+    /// limit taken from a registry by name already carries that name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use std::sync::{Arc, Mutex};
+    /// use kompoz_core::observe::Event;
+    /// use kompoz_core::{Clock, ClockExt, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// let policy = clock
+    ///     .policy()
+    ///     .timeout(Duration::from_secs(2))?
+    ///     .name("payments")
+    ///     .on_event(move |name: &str, e: &Event| log.lock().unwrap().push(format!("{name}: {e}")));
+    /// let _ = clock.block_on(policy.call(|| {
+    ///     let sleep = clock.sleep(Duration::from_secs(60));
+    ///     async move { sleep.await; Ok::<_, ()>(()) }
+    /// }));
+    /// assert_eq!(*seen.lock().unwrap(), ["payments: timed out after 2s"]);
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    pub fn name(mut self, name: &str) -> Self {
+        self.last_mut().observer_mut().set_name(name);
+        self
+    }
+
+    /// Calls `subscriber(name, &event)` for each event of the layer just
+    /// added (see [`Event`](crate::observe::Event)). It runs on the call
+    /// path: keep it short.
+    pub fn on_event<F>(mut self, subscriber: F) -> Self
+    where
+        F: Fn(&str, &crate::observe::Event) + Send + Sync + 'static,
+    {
+        self.last_mut().observer_mut().set_subscriber(subscriber);
+        self
+    }
+}
+
 impl<K: Clone, S: Clone> Clone for Policy<K, S> {
     fn clone(&self) -> Self {
         Policy {

@@ -8,6 +8,7 @@ use core::time::Duration;
 
 use super::{Error, Layer, Operation, Policy, Stack};
 use crate::call::operation::FnOperation;
+use crate::observe::{Event, Observable, Observer};
 use crate::{Clock, ConfigError, LimitMode, RateLimit, RateLimiter, Registry};
 
 /// Lets calls into the layers inside it at most at its [`RateLimiter`]'s
@@ -22,14 +23,20 @@ use crate::{Clock, ConfigError, LimitMode, RateLimit, RateLimiter, Registry};
 pub struct RateLimitLayer<K> {
     limiter: RateLimiter<K>,
     mode: LimitMode,
+    observer: Observer,
 }
 
 impl<K: Clone> RateLimitLayer<K> {
     /// A layer spending `limiter`'s budget, waiting for its slots.
     pub fn new(limiter: &RateLimiter<K>) -> Self {
+        let mut observer = Observer::new();
+        if let Some(name) = limiter.name() {
+            observer.set_name(name);
+        }
         RateLimitLayer {
             limiter: limiter.clone(),
             mode: LimitMode::Wait,
+            observer,
         }
     }
 }
@@ -52,7 +59,7 @@ impl<T, E, K: Clock> Layer<T, E> for RateLimitLayer<K> {
     where
         O: Operation<Output = T, Error = E>,
     {
-        rate_limited(&self.limiter, self.mode, op)
+        rate_limited(&self.limiter, self.mode, Some(&self.observer), op)
     }
 }
 
@@ -60,6 +67,7 @@ impl<T, E, K: Clock> Layer<T, E> for RateLimitLayer<K> {
 async fn rate_limited<T, E, K: Clock, O>(
     limiter: &RateLimiter<K>,
     mode: LimitMode,
+    observer: Option<&Observer>,
     mut op: O,
 ) -> Result<T, Error<E>>
 where
@@ -70,12 +78,28 @@ where
         LimitMode::Reject => Duration::ZERO,
         LimitMode::WaitAtMost(bound) => bound,
     };
-    let slot = limiter.reserve(max_wait)?;
-    if slot.wait_nanos() == 0 {
+    let slot = match limiter.reserve(max_wait) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            if let Some(observer) = observer {
+                observer.emit(|| Event::RateRefused {
+                    retry_at: refused.retry_at(),
+                });
+            }
+            return Err(refused.into());
+        }
+    };
+    let waited = slot.wait_nanos();
+    if waited == 0 {
         slot.commit();
     } else {
         // Dropped while it sleeps, the reservation gives its slot back.
         slot.wait().await;
+        if let Some(observer) = observer {
+            observer.emit(|| Event::RateWaited {
+                waited: Duration::from_nanos(waited),
+            });
+        }
     }
     op.invoke().await
 }
@@ -85,7 +109,14 @@ impl<K: Clone> Clone for RateLimitLayer<K> {
         RateLimitLayer {
             limiter: self.limiter.clone(),
             mode: self.mode,
+            observer: self.observer.clone(),
         }
+    }
+}
+
+impl<K> Observable for RateLimitLayer<K> {
+    fn observer_mut(&mut self) -> &mut Observer {
+        &mut self.observer
     }
 }
 
@@ -94,6 +125,7 @@ impl<K> fmt::Debug for RateLimitLayer<K> {
         f.debug_struct("RateLimitLayer")
             .field("limiter", &self.limiter)
             .field("mode", &self.mode)
+            .field("observer", &self.observer)
             .finish()
     }
 }
@@ -221,6 +253,6 @@ impl<K: Clock> RateLimiter<K> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        rate_limited(self, LimitMode::Wait, FnOperation(operation)).await
+        rate_limited(self, LimitMode::Wait, None, FnOperation(operation)).await
     }
 }

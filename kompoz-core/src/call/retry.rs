@@ -6,6 +6,7 @@ use core::time::Duration;
 
 use super::{Error, Layer, Operation, Policy, Predicate, Stack};
 use crate::clock::duration_to_nanos;
+use crate::observe::{Event, Observable, Observer, error_kind};
 use crate::retry::{Schedule, SplitMix};
 use crate::{Backoff, Clock, ConfigError, Jitter};
 
@@ -27,6 +28,7 @@ pub struct RetryLayer<K, R = DefaultRetry, H = ()> {
     rng: SplitMix,
     decision: R,
     on_retry: H,
+    observer: Observer,
 }
 
 /// Which failed attempts a [`RetryLayer`] tries again.
@@ -117,6 +119,7 @@ impl<K> RetryLayer<K> {
             rng: SplitMix::from_entropy(),
             decision: DefaultRetry,
             on_retry: (),
+            observer: Observer::new(),
         })
     }
 }
@@ -137,6 +140,7 @@ impl<K, R, H> RetryLayer<K, R, H> {
             rng: self.rng,
             decision,
             on_retry,
+            observer: self.observer,
         }
     }
 }
@@ -166,6 +170,11 @@ where
                 // A refusal retried on request: no sooner than it may pass.
                 wait = wait.max(duration_to_nanos(at - self.clock.now()));
             }
+            self.observer.emit(|| Event::Retry {
+                attempt,
+                delay: Duration::from_nanos(wait),
+                error: error_kind(&error),
+            });
             self.on_retry
                 .on_retry(attempt, Duration::from_nanos(wait), &error);
             drop(error);
@@ -188,7 +197,14 @@ impl<K: Clone, R: Clone, H: Clone> Clone for RetryLayer<K, R, H> {
             rng: self.rng.clone(),
             decision: self.decision.clone(),
             on_retry: self.on_retry.clone(),
+            observer: self.observer.clone(),
         }
+    }
+}
+
+impl<K, R, H> Observable for RetryLayer<K, R, H> {
+    fn observer_mut(&mut self) -> &mut Observer {
+        &mut self.observer
     }
 }
 
@@ -198,6 +214,7 @@ impl<K, R, H> fmt::Debug for RetryLayer<K, R, H> {
             .field("max_attempts", &self.max_attempts)
             .field("backoff", &self.backoff)
             .field("jitter", &self.jitter)
+            .field("observer", &self.observer)
             .finish_non_exhaustive()
     }
 }

@@ -5,6 +5,7 @@ use core::fmt;
 use core::time::Duration;
 
 use super::{Error, Layer, Operation, Policy, Stack, TimedOut};
+use crate::observe::{Event, Observable, Observer};
 use crate::timeout::within;
 use crate::{Clock, ConfigError};
 
@@ -16,6 +17,7 @@ use crate::{Clock, ConfigError};
 pub struct TimeoutLayer<K> {
     clock: K,
     duration: Duration,
+    observer: Observer,
 }
 
 impl<K> TimeoutLayer<K> {
@@ -39,7 +41,11 @@ impl<K: Clock> TimeoutLayer<K> {
                 "a duration greater than zero",
             ));
         }
-        Ok(TimeoutLayer { clock, duration })
+        Ok(TimeoutLayer {
+            clock,
+            duration,
+            observer: Observer::new(),
+        })
     }
 }
 
@@ -51,8 +57,19 @@ impl<T, E, K: Clock> Layer<T, E> for TimeoutLayer<K> {
     {
         match within(op.invoke(), &self.clock, self.duration).await {
             Some(out) => out,
-            None => Err(Error::TimedOut(TimedOut::new(self.duration))),
+            None => {
+                self.observer.emit(|| Event::TimedOut {
+                    after: self.duration,
+                });
+                Err(Error::TimedOut(TimedOut::new(self.duration)))
+            }
         }
+    }
+}
+
+impl<K> Observable for TimeoutLayer<K> {
+    fn observer_mut(&mut self) -> &mut Observer {
+        &mut self.observer
     }
 }
 
@@ -60,6 +77,7 @@ impl<K> fmt::Debug for TimeoutLayer<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimeoutLayer")
             .field("duration", &self.duration)
+            .field("observer", &self.observer)
             .finish_non_exhaustive()
     }
 }
