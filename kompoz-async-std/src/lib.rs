@@ -60,6 +60,10 @@ impl Future for AsyncStdSleep {
     }
 }
 
+/// Its instants convert back with `clock.to_std(instant)` and
+/// `clock.elapsed(instant)`.
+impl kompoz_core::StdClock for AsyncStdClock {}
+
 impl Clock for AsyncStdClock {
     type Sleep = AsyncStdSleep;
 

@@ -29,7 +29,7 @@ pub use events::BreakerEvent;
 pub use permit::{BreakerPermit, OwnedBreakerPermit};
 use permit::{Call, Stage};
 pub use state::CircuitState;
-pub use stats::{CircuitBreakerStats, WindowStats};
+pub use stats::{CircuitBreakerStats, StatsAt, WindowStats};
 pub use window::SlidingWindow;
 
 /// Decides whether a call's outcome counts as a failure for the breaker.

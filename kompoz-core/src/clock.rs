@@ -120,6 +120,65 @@ impl Instant {
 }
 
 #[cfg(feature = "std")]
+impl Instant {
+    /// The [`std::time::Instant`] this instant stands for, when it was read
+    /// from a clock on the process-wide timeline (`TokioClock`, `SmolClock`,
+    /// `AsyncStdClock`, [`FuturesTimerClock`]; see [`StdClock`]): the
+    /// inverse of [`from_std`](Instant::from_std). For an instant of another
+    /// clock ([`ManualClock`], a tick counter) the result means nothing.
+    ///
+    /// ```
+    /// use kompoz_core::Instant;
+    ///
+    /// let now = std::time::Instant::now();
+    /// let back = Instant::from_std(now).to_std();
+    /// assert!(back.max(now) - back.min(now) < std::time::Duration::from_micros(1));
+    /// ```
+    pub fn to_std(self) -> std::time::Instant {
+        process_origin() + self.as_duration()
+    }
+}
+
+/// A [`Clock`] whose instants lie on the process-wide timeline of
+/// [`Instant::from_std`]: its instants convert to [`std::time::Instant`].
+/// Implemented by the runtime crates' clocks and [`FuturesTimerClock`].
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz_core::{Clock, Instant, StdClock};
+///
+/// // A std-based clock of one's own (kompoz-tokio's `TokioClock` is one).
+/// #[derive(Clone)]
+/// struct SystemClock;
+/// impl Clock for SystemClock {
+///     type Sleep = core::future::Ready<()>; // (a real one sleeps)
+///     fn now(&self) -> Instant { Instant::from_std(std::time::Instant::now()) }
+///     fn sleep(&self, _: Duration) -> Self::Sleep { core::future::ready(()) }
+/// }
+/// impl StdClock for SystemClock {}
+///
+/// let clock = SystemClock;
+/// let then = clock.now();
+/// assert!(clock.to_std(then) <= std::time::Instant::now());
+/// assert!(clock.elapsed(then) < Duration::from_secs(60));
+/// ```
+#[cfg(feature = "std")]
+pub trait StdClock: Clock {
+    /// `instant` as a [`std::time::Instant`].
+    fn to_std(&self, instant: Instant) -> std::time::Instant {
+        instant.to_std()
+    }
+
+    /// The time since `instant` on this clock (zero if it lies ahead).
+    fn elapsed(&self, instant: Instant) -> Duration {
+        self.now().duration_since(instant)
+    }
+}
+
+#[cfg(feature = "futures-timer")]
+impl StdClock for FuturesTimerClock {}
+
+#[cfg(feature = "std")]
 #[inline]
 fn process_origin() -> std::time::Instant {
     static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();

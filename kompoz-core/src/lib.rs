@@ -115,6 +115,8 @@ pub use clock::FastClock;
 pub use clock::FuturesTimerClock;
 #[cfg(feature = "std")]
 pub use clock::ManualClock;
+#[cfg(feature = "std")]
+pub use clock::StdClock;
 pub use clock::{Clock, Instant, SendClock};
 pub use clock_ext::ClockExt;
 

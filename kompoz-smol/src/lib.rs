@@ -59,6 +59,10 @@ impl Future for SmolSleep {
     }
 }
 
+/// Its instants convert back with `clock.to_std(instant)` and
+/// `clock.elapsed(instant)`.
+impl kompoz_core::StdClock for SmolClock {}
+
 impl Clock for SmolClock {
     type Sleep = SmolSleep;
 

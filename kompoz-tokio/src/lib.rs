@@ -59,6 +59,10 @@ impl TokioClock {
     }
 }
 
+/// Its instants convert back with `clock.to_std(instant)` and
+/// `clock.elapsed(instant)`.
+impl kompoz_core::StdClock for TokioClock {}
+
 impl Clock for TokioClock {
     type Sleep = tokio::time::Sleep;
 

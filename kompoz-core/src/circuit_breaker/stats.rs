@@ -1,5 +1,6 @@
 //! A snapshot of a breaker's bookkeeping: [`CircuitBreakerStats`].
 
+use core::fmt;
 use core::time::Duration;
 
 use crate::Instant;
@@ -107,6 +108,121 @@ pub struct WindowStats {
     pub failures: u32,
     /// Of those, slow calls.
     pub slow_calls: u32,
+}
+
+/// One line: the state and the counts, without the timestamps (they
+/// are instants on the breaker's clock; [`CircuitBreakerStats::at`] prints
+/// them as ages).
+///
+/// ```
+/// use kompoz_core::{ClockExt, rule, Combinator, ManualClock};
+///
+/// let protected = ManualClock::new().circuit_breaker(rule(async |n: &i32| *n > 0)).build()?;
+/// futures::executor::block_on(async {
+///     protected.run(1).await;
+///     protected.run(-1).await;
+/// });
+/// assert_eq!(
+///     protected.stats().to_string(),
+///     "closed: 1 succeeded, 1 failed (1 in a row), 0 rejected, 0 slow"
+/// );
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+impl fmt::Display for CircuitBreakerStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half-open",
+        };
+        let forced = if self.forced { " (forced)" } else { "" };
+        write!(
+            f,
+            "{state}{forced}: {} succeeded, {} failed ({} in a row), {} rejected, {} slow",
+            self.success_count,
+            self.failure_count,
+            self.consecutive_failures,
+            self.rejected_count,
+            self.slow_call_count,
+        )?;
+        if self.state == CircuitState::HalfOpen {
+            write!(
+                f,
+                ", {} probes succeeded, {} in flight",
+                self.half_open_successes, self.half_open_in_flight
+            )?;
+        }
+        if self.consecutive_opens > 0 {
+            write!(f, ", {} trips in a row", self.consecutive_opens)?;
+        }
+        if let Some(window) = &self.window {
+            write!(f, ", window: {window}")?;
+        }
+        Ok(())
+    }
+}
+
+impl CircuitBreakerStats {
+    /// The stats with their timestamps as ages at `now` (the breaker's
+    /// clock's `now()`), for [`Display`](fmt::Display).
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz_core::{Clock, ClockExt, rule, Combinator, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let protected = clock.circuit_breaker(rule(async |n: &i32| *n > 0)).failure_threshold(1).build()?;
+    /// clock.block_on(protected.run(-1));
+    /// clock.advance(Duration::from_millis(1500));
+    /// assert_eq!(
+    ///     protected.stats().at(clock.now()).to_string(),
+    ///     "open: 0 succeeded, 1 failed (0 in a row), 0 rejected, 0 slow, 1 trips in a row, \
+    ///      last failure 1.5s ago, probes in 28.5s"
+    /// );
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    pub fn at(&self, now: Instant) -> StatsAt<'_> {
+        StatsAt { stats: self, now }
+    }
+}
+
+/// [`CircuitBreakerStats`] with its timestamps as ages: what
+/// [`CircuitBreakerStats::at`] returns.
+#[derive(Clone, Copy, Debug)]
+pub struct StatsAt<'a> {
+    stats: &'a CircuitBreakerStats,
+    now: Instant,
+}
+
+impl fmt::Display for StatsAt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.stats)?;
+        if let Some(at) = self.stats.last_failure_time {
+            write!(f, ", last failure {:?} ago", self.now.duration_since(at))?;
+        }
+        if let Some(at) = self.stats.last_success_time {
+            write!(f, ", last success {:?} ago", self.now.duration_since(at))?;
+        }
+        if let Some(at) = self.stats.open_until {
+            write!(f, ", probes in {:?}", at.duration_since(self.now))?;
+        }
+        Ok(())
+    }
+}
+
+/// One line: `10 calls, 3 failed (30.0%), 1 slow (10.0%)`.
+impl fmt::Display for WindowStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} calls, {} failed ({:.1}%), {} slow ({:.1}%)",
+            self.calls,
+            self.failures,
+            self.failure_rate(),
+            self.slow_calls,
+            self.slow_call_rate()
+        )
+    }
 }
 
 impl WindowStats {
