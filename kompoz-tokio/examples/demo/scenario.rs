@@ -10,12 +10,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kompoz_tokio::observe::{self, Event as LayerEvent};
 use kompoz_tokio::{
-    CircuitState, Combinator, ConfigError, Registry, circuit_breaker, limited_named_in,
-    limiter::LimitOutcome, retry, with_timeout,
+    CircuitState, Error, Registry, Semaphore, circuit_breaker, policy, shared_breaker,
 };
 
 use crate::service::{self, Connection, Phase, Schedule};
+
+/// The name every layer of the stack carries (events, `tracing`, metrics).
+pub(crate) const NAME: &str = "flaky-service";
 
 /// How the callers and their stack are set up.
 #[derive(Clone, Debug)]
@@ -28,9 +31,9 @@ pub(crate) struct Settings {
     pub(crate) callers: usize,
     /// Pause between one caller's calls.
     pub(crate) pace: Duration,
-    /// Each call's budget (`with_timeout`).
+    /// Each call's budget (the timeout layer).
     pub(crate) timeout: Duration,
-    /// The shared pool's size (`limited_named`).
+    /// The shared pool's size (`limit_named`).
     pub(crate) pool_size: usize,
     /// How long a call waits for the pool before it is rejected.
     pub(crate) pool_wait: Duration,
@@ -58,63 +61,40 @@ impl Settings {
     }
 }
 
-/// The per-call context: the caller's connection (reused until a call is
-/// abandoned) and what happened to this call.
-#[derive(Clone, Debug)]
-struct Call {
-    addr: SocketAddr,
-    conn: Arc<Mutex<Option<Connection>>>,
-    reached_service: bool,
-    timed_out: bool,
+/// Why one request failed: the service said no, or the connection broke.
+#[derive(Debug)]
+enum ServiceError {
+    Refused,
+    Io(std::io::Error),
 }
 
-/// The innermost step: one request to the service.
-#[derive(Debug)]
-struct ServiceCall;
-
-impl Combinator<Call> for ServiceCall {
-    async fn run(&self, mut call: Call) -> (bool, Call) {
-        call.reached_service = true;
-        // The connection is taken out for the call and put back only after
-        // a clean answer: a call dropped half-way (timed out) closes it.
-        let taken = call.conn.lock().unwrap().take();
-        let mut conn = match taken {
-            Some(conn) => conn,
-            None => match Connection::open(call.addr).await {
-                Ok(conn) => conn,
-                Err(_) => return (false, call),
-            },
-        };
-        match conn.request().await {
-            Ok(ok) => {
-                *call.conn.lock().unwrap() = Some(conn);
-                (ok, call)
-            }
-            Err(_) => (false, call),
-        }
+/// One request to the service over the caller's connection (reused until
+/// an attempt is abandoned).
+async fn request(
+    addr: SocketAddr,
+    conn: Arc<Mutex<Option<Connection>>>,
+) -> Result<(), ServiceError> {
+    // The connection is taken out for the call and put back only after a
+    // clean answer: an attempt dropped half-way (timed out) closes it.
+    let taken = conn.lock().unwrap().take();
+    let mut open = match taken {
+        Some(open) => open,
+        None => Connection::open(addr).await.map_err(ServiceError::Io)?,
+    };
+    let ok = open.request().await.map_err(ServiceError::Io)?;
+    *conn.lock().unwrap() = Some(open);
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::Refused)
     }
 }
 
-/// How one call ended, from the caller's side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Class {
-    /// The service answered OK.
-    Ok,
-    /// The service answered with an error (after retries).
-    Failed,
-    /// No answer within the budget.
-    TimedOut,
-    /// The breaker refused the call: the service never saw it.
-    BreakerRejected,
-    /// The pool stayed full for longer than the caller would wait.
-    LimiterRejected,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Event {
+/// One event of the stack's layers, timed from the start of the run.
+#[derive(Clone, Debug)]
+struct Heard {
     at: Duration,
-    class: Class,
-    latency: Duration,
+    event: LayerEvent,
 }
 
 /// A breaker transition, timed from the start of the run.
@@ -128,10 +108,10 @@ pub(crate) struct Transition {
     pub(crate) to: CircuitState,
 }
 
-/// Counts of one class of outcome, per phase.
+/// Calls by how they ended, tallied from events.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Counts {
-    /// Calls made.
+    /// Calls that ended.
     pub(crate) sent: u64,
     /// Answered OK.
     pub(crate) ok: u64,
@@ -143,18 +123,32 @@ pub(crate) struct Counts {
     pub(crate) breaker_rejected: u64,
     /// Refused by the limiter.
     pub(crate) limiter_rejected: u64,
+    /// Retries (a call may be retried and still end in any class).
+    pub(crate) retried: u64,
 }
 
 impl Counts {
-    fn add(&mut self, class: Class) {
-        self.sent += 1;
-        match class {
-            Class::Ok => self.ok += 1,
-            Class::Failed => self.failed += 1,
-            Class::TimedOut => self.timed_out += 1,
-            Class::BreakerRejected => self.breaker_rejected += 1,
-            Class::LimiterRejected => self.limiter_rejected += 1,
+    /// Tallies `events`: each call ends in one breaker outcome or refusal,
+    /// or a pool refusal; a timeout is also a breaker failure, so failures
+    /// are the breaker's minus the timeouts.
+    fn tally<'a>(events: impl IntoIterator<Item = &'a LayerEvent>) -> Counts {
+        use kompoz_tokio::circuit_breaker::BreakerEvent as B;
+        let mut c = Counts::default();
+        let mut failures: u64 = 0;
+        for event in events {
+            match event {
+                LayerEvent::Breaker(B::Success { .. }) => c.ok += 1,
+                LayerEvent::Breaker(B::Failure { .. }) => failures += 1,
+                LayerEvent::Breaker(B::Rejected { .. }) => c.breaker_rejected += 1,
+                LayerEvent::TimedOut { .. } => c.timed_out += 1,
+                LayerEvent::PoolRefused { .. } => c.limiter_rejected += 1,
+                LayerEvent::Retry { .. } => c.retried += 1,
+                _ => {}
+            }
         }
+        c.failed = failures.saturating_sub(c.timed_out);
+        c.sent = c.ok + c.failed + c.timed_out + c.breaker_rejected + c.limiter_rejected;
+        c
     }
 }
 
@@ -163,7 +157,7 @@ impl Counts {
 pub(crate) struct Report {
     /// Every breaker transition, in order.
     pub(crate) transitions: Vec<Transition>,
-    /// Outcomes by the phase the call started in.
+    /// Outcomes by the phase the call ended in.
     pub(crate) by_phase: Vec<(Phase, Counts)>,
     /// The breaker's state at the end.
     pub(crate) final_state: CircuitState,
@@ -194,15 +188,50 @@ pub(crate) async fn run(
     let schedule = settings.schedule.clone();
     let addr = service::start(schedule.clone(), settings.seed, started).await?;
 
-    let transitions = Arc::new(Mutex::new(Vec::<Transition>::new()));
-    let stack = Arc::new(build_stack(&settings, Arc::clone(&transitions), started)?);
+    // Every layer reports here; the timeline and the summary are read from it.
+    let heard = Arc::new(Mutex::new(Vec::<Heard>::new()));
+    let listen = {
+        let heard = Arc::clone(&heard);
+        move |_name: &str, event: &LayerEvent| {
+            heard.lock().unwrap().push(Heard {
+                at: started.elapsed(),
+                event: event.clone(),
+            });
+        }
+    };
+    // Each run gets its own registry, so tests can run the story in parallel.
+    let registry = Registry::new();
+    let breaker = shared_breaker()
+        .failure_threshold(settings.failure_threshold)
+        .recovery_timeout(settings.recovery_timeout)
+        .on_event(observe::breaker_reporter(NAME, listen.clone()))
+        .build()?;
+    // The stack a user would write: a shared pool around a breaker around a
+    // per-call budget, with one quick retry for a transient error; every
+    // layer named, and told to report to `listen`.
+    let stack = Arc::new(
+        policy()
+            .limit_named_in(settings.pool_size, NAME, &registry)?
+            .wait_at_most(settings.pool_wait)
+            .on_event(listen.clone())
+            .breaker(&breaker)
+            .timeout(settings.timeout)?
+            .name(NAME)
+            .on_event(listen.clone())
+            .retry(2)?
+            .fixed(Duration::from_millis(10))
+            .name(NAME)
+            .on_event(listen),
+    );
+    let pool: Arc<Semaphore> = registry.existing_pool(NAME).expect("the stack's pool");
 
     writeln!(
         out,
         "kompoz demo: {} callers -> a flaky service on {addr}\n\
-         stack: limited_named({}, \"flaky-service\", wait <= {:?})\n\
-         \x20        > circuit_breaker({} failures, recovery {:?})\n\
-         \x20        > with_timeout({:?}) > retry(2, 10 ms) > request\n",
+         stack: limit_named({}, \"{NAME}\").wait_at_most({:?})\n\
+         \x20        > breaker({} failures, recovery {:?})\n\
+         \x20        > timeout({:?}) > retry(2).fixed(10 ms) > request\n\
+         timeline: tallied from the layers' events (observe::Event)\n",
         settings.callers,
         settings.pool_size,
         settings.pool_wait,
@@ -212,69 +241,44 @@ pub(crate) async fn run(
     )?;
     writeln!(out, "{}", header())?;
 
-    let events = Arc::new(Mutex::new(Vec::<Event>::new()));
-    let starts = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let end = schedule.total();
     let callers: Vec<_> = (0..settings.callers)
         .map(|i| {
             let stack = Arc::clone(&stack);
-            let events = Arc::clone(&events);
-            let starts = Arc::clone(&starts);
             let pace = settings.pace;
             tokio::spawn(async move {
                 // Callers start spread over one pace, not all at once.
                 tokio::time::sleep(pace * i as u32 / 16).await;
                 let conn = Arc::new(Mutex::new(None));
                 while started.elapsed() < end {
-                    let call = Call {
-                        addr,
-                        conn: Arc::clone(&conn),
-                        reached_service: false,
-                        timed_out: false,
-                    };
-                    let at = started.elapsed();
-                    starts.lock().unwrap().push(at);
-                    let (outcome, call) = stack.run_with_outcome(call).await;
-                    let latency = started.elapsed() - at;
-                    let class = match outcome {
-                        LimitOutcome::Rejected => Class::LimiterRejected,
-                        LimitOutcome::Ran(true) => Class::Ok,
-                        LimitOutcome::Ran(false) if call.timed_out => Class::TimedOut,
-                        LimitOutcome::Ran(false) if !call.reached_service => Class::BreakerRejected,
-                        LimitOutcome::Ran(false) => Class::Failed,
-                    };
-                    events.lock().unwrap().push(Event { at, class, latency });
+                    let out: Result<(), Error<ServiceError>> =
+                        stack.call(|| request(addr, Arc::clone(&conn))).await;
+                    // What happened is in the events; the result is the caller's.
+                    drop(out);
                     tokio::time::sleep(pace).await;
                 }
             })
         })
         .collect();
 
-    // One row per interval, printed as the run goes: the calls sent in the
-    // interval, and the outcomes of the calls that ended in it.
+    // One row per interval, printed as the run goes: the calls that ended
+    // in the interval, by what the layers reported.
     let mut row_start = Duration::ZERO;
     while row_start < end {
         let row_end = (row_start + schedule.interval).min(end);
         tokio::time::sleep_until(started + row_end).await;
-        let in_row = |t: Duration| t >= row_start && t < row_end;
-        let sent = starts
+        let in_row: Vec<Heard> = heard
             .lock()
             .unwrap()
             .iter()
-            .filter(|&&t| in_row(t))
-            .count() as u64;
-        let ended: Vec<Event> = events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| in_row(e.at + e.latency))
-            .copied()
+            .filter(|h| h.at >= row_start && h.at < row_end)
+            .cloned()
             .collect();
         let (phase, _) = schedule.phase_at(row_start);
         writeln!(
             out,
             "{}",
-            row(row_end, phase, sent, &ended, stack.get_ref().state(), color)
+            row(row_end, phase, &in_row, breaker.state(), color)
         )?;
         out.flush()?;
         row_start = row_end;
@@ -283,86 +287,51 @@ pub(crate) async fn run(
         caller.await?;
     }
 
-    let events = events.lock().unwrap().clone();
-    let mut by_phase: Vec<(Phase, Counts)> = schedule
+    let heard = heard.lock().unwrap().clone();
+    let by_phase: Vec<(Phase, Counts)> = schedule
         .phases
         .iter()
-        .map(|&(p, _)| (p, Counts::default()))
+        .map(|&(p, _)| {
+            let events = heard
+                .iter()
+                .filter(|h| schedule.phase_at(h.at).0 == p)
+                .map(|h| &h.event);
+            (p, Counts::tally(events))
+        })
         .collect();
-    for e in &events {
-        let (phase, _) = schedule.phase_at(e.at);
-        if let Some((_, counts)) = by_phase.iter_mut().find(|(p, _)| *p == phase) {
-            counts.add(e.class);
-        }
-    }
+    let transitions = heard
+        .iter()
+        .filter_map(|h| match h.event {
+            LayerEvent::Breaker(circuit_breaker::BreakerEvent::StateChange { from, to }) => {
+                Some(Transition { at: h.at, from, to })
+            }
+            _ => None,
+        })
+        .collect();
     let report = Report {
-        transitions: transitions.lock().unwrap().clone(),
+        transitions,
         by_phase,
-        final_state: stack.get_ref().state(),
-        pool_available: stack.available(),
+        final_state: breaker.state(),
+        pool_available: pool.available(),
         pool_size: settings.pool_size,
     };
-    write!(out, "{}", summary(&report, &schedule, &events))?;
+    write!(out, "{}", summary(&report, &schedule, &heard))?;
+    writeln!(out, "  breaker: {}", breaker.stats())?;
     Ok(report)
-}
-
-type Stack = kompoz_tokio::Limited<
-    kompoz_tokio::CircuitBreaker<
-        kompoz_tokio::Timeout<
-            kompoz_tokio::Retry<ServiceCall, kompoz_tokio::TokioClock>,
-            kompoz_tokio::TokioClock,
-            fn(Call) -> Call,
-        >,
-        kompoz_tokio::TokioClock,
-    >,
-    kompoz_tokio::TokioClock,
->;
-
-fn mark_timed_out(mut call: Call) -> Call {
-    call.timed_out = true;
-    call
-}
-
-/// The stack a user would write: a shared pool around a breaker around a
-/// per-call budget, with one quick retry for a transient error.
-fn build_stack(
-    settings: &Settings,
-    transitions: Arc<Mutex<Vec<Transition>>>,
-    started: tokio::time::Instant,
-) -> Result<Stack, ConfigError> {
-    // Each run gets its own registry, so tests can run the story in parallel.
-    let registry = Registry::new();
-    let request = retry(ServiceCall, 2)?.fixed(Duration::from_millis(10));
-    let budgeted =
-        with_timeout(request, settings.timeout)?.on_timeout(mark_timed_out as fn(Call) -> Call);
-    let protected = circuit_breaker(budgeted)
-        .failure_threshold(settings.failure_threshold)
-        .recovery_timeout(settings.recovery_timeout)
-        .on_state_change(move |from, to, _stats| {
-            transitions.lock().unwrap().push(Transition {
-                at: started.elapsed(),
-                from,
-                to,
-            });
-        })
-        .build()?;
-    Ok(
-        limited_named_in(protected, settings.pool_size, "flaky-service", &registry)?
-            .wait_at_most(settings.pool_wait),
-    )
 }
 
 fn header() -> String {
     format!(
-        "{:>6}  {:<10} {:>5} {:>5} {:>5} {:>6} {:>6} {:>7} {:>6} {:>6}  {:<9}  {}",
+        "{:>6}  {:<10} {:>5} {:>5} {:>5} {:>6} {:>6} {:>7} {:>5} {:>6} {:>6}  {:<9}  {}",
         "time",
         "phase",
-        "sent",
+        "ended",
         "ok",
         "fail",
         "t/out",
         "cb-rej",
         "lim-rej",
+        "retry",
         "p50",
         "p99",
         "breaker",
@@ -439,28 +408,21 @@ fn state_label(state: CircuitState, color: bool) -> String {
     format!("\x1b[{code}m{text}\x1b[0m")
 }
 
-fn row(
-    at: Duration,
-    phase: Phase,
-    sent: u64,
-    events: &[Event],
-    state: CircuitState,
-    color: bool,
-) -> String {
-    let mut counts = Counts::default();
-    let mut latencies: Vec<Duration> = Vec::new();
-    for e in events {
-        counts.add(e.class);
-        if matches!(e.class, Class::Ok | Class::Failed | Class::TimedOut) {
-            latencies.push(e.latency);
-        }
-    }
+fn row(at: Duration, phase: Phase, heard: &[Heard], state: CircuitState, color: bool) -> String {
+    use kompoz_tokio::circuit_breaker::BreakerEvent as B;
+    let counts = Counts::tally(heard.iter().map(|h| &h.event));
+    // Latency: how long the calls the breaker let through took.
+    let mut latencies: Vec<Duration> = heard
+        .iter()
+        .filter_map(|h| match h.event {
+            LayerEvent::Breaker(B::Success { elapsed } | B::Failure { elapsed }) => Some(elapsed),
+            _ => None,
+        })
+        .collect();
     latencies.sort();
-    let ended = counts.sent;
-    counts.sent = sent;
     let p = |q| percentile(&latencies, q).map_or_else(|| "-".to_string(), millis);
     format!(
-        "{:>5.1}s  {:<10} {:>5} {:>5} {:>5} {:>6} {:>6} {:>7} {:>6} {:>6}  {}  {}",
+        "{:>5.1}s  {:<10} {:>5} {:>5} {:>5} {:>6} {:>6} {:>7} {:>5} {:>6} {:>6}  {}  {}",
         at.as_secs_f64(),
         phase,
         counts.sent,
@@ -469,29 +431,28 @@ fn row(
         counts.timed_out,
         counts.breaker_rejected,
         counts.limiter_rejected,
+        counts.retried,
         p(0.5),
         p(0.99),
         state_label(state, color),
-        band(&counts, ended, color),
+        band(&counts, counts.sent, color),
     )
 }
 
-fn summary(report: &Report, schedule: &Schedule, events: &[Event]) -> String {
-    let mut total = Counts::default();
-    for e in events {
-        total.add(e.class);
-    }
+fn summary(report: &Report, schedule: &Schedule, heard: &[Heard]) -> String {
+    let total = Counts::tally(heard.iter().map(|h| &h.event));
     let mut s = String::new();
     let _ = writeln!(s, "\nSummary");
     let _ = writeln!(
         s,
-        "  {} calls: {} ok, {} failed, {} timed out, {} refused by the breaker, {} refused by the pool",
+        "  {} calls: {} ok, {} failed, {} timed out, {} refused by the breaker, {} refused by the pool; {} retries",
         total.sent,
         total.ok,
         total.failed,
         total.timed_out,
         total.breaker_rejected,
-        total.limiter_rejected
+        total.limiter_rejected,
+        total.retried
     );
     let down = report.phase(Phase::Down);
     if down.sent > 0 {
