@@ -58,21 +58,16 @@ impl<T, E, K: Clock> Layer<T, E> for LimitLayer<K> {
     where
         O: Operation<Output = T, Error = E>,
     {
-        limited(&self.pool, self.mode, &self.clock, &self.observer, op)
+        limited(self, op)
     }
 }
 
 #[inline]
-async fn limited<T, E, K: Clock, O>(
-    pool: &Semaphore,
-    mode: LimitMode,
-    clock: &K,
-    observer: &Observer,
-    mut op: O,
-) -> Result<T, Error<E>>
+async fn limited<T, E, K: Clock, O>(layer: &LimitLayer<K>, mut op: O) -> Result<T, Error<E>>
 where
     O: Operation<Output = T, Error = E>,
 {
+    let (pool, clock, observer) = (&*layer.pool, &layer.clock, &layer.observer);
     // Held across the inner call; dropped on completion, on cancellation
     // and during a panic's unwinding.
     let _permit = match pool.try_acquire() {
@@ -84,7 +79,7 @@ where
             };
             // The clock is read only when someone listens for the wait.
             let since = observer.listening().then(|| clock.now());
-            let permit = match mode {
+            let permit = match layer.mode {
                 LimitMode::Reject => return refused(Duration::ZERO),
                 LimitMode::Wait => pool.acquire().await,
                 LimitMode::WaitAtMost(bound) => match within(pool.acquire(), clock, bound).await {
