@@ -2,8 +2,10 @@
 //! features make of them.
 //!
 //! Each call-API layer takes a name (`.name("payments")`, the setting of the
-//! layer just added) and a subscriber (`.on_event(|name, event| ..)`). A
-//! pool or rate limit taken from a registry by name carries that name. The
+//! layer just added) and a subscriber (`.on_event(|name, event| ..)`), and
+//! so do the algebra's [`Timeout`](crate::Timeout) and
+//! [`Retry`](crate::Retry). A pool or rate limit taken from a registry by
+//! name carries that name. The
 //! breaker reports through its own `on_event` ([`BreakerEvent`]); turn its
 //! events into the same shape with [`Event::Breaker`] and [`breaker_reporter`].
 //!

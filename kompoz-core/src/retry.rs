@@ -1,5 +1,6 @@
 //! Retry with back-off: [`Retry`] (kompoz's `AsyncRetry`).
 
+use crate::observe::{Event, Observer};
 use core::fmt;
 use core::time::Duration;
 
@@ -200,6 +201,7 @@ pub struct Retry<A, K, H = (), S = ()> {
     clock: K,
     on_retry: H,
     stop_if: S,
+    observer: Observer,
 }
 
 /// What a retried call did: its verdict and context, and how many attempts
@@ -315,11 +317,30 @@ impl<A, K> Retry<A, K> {
             clock,
             on_retry: (),
             stop_if: (),
+            observer: Observer::new(),
         })
     }
 }
 
 impl<A, K, H, S> Retry<A, K, H, S> {
+    /// Names this retry: the `name` of its events (see
+    /// [`observe`](crate::observe)).
+    pub fn name(mut self, name: &str) -> Self {
+        self.observer.set_name(name);
+        self
+    }
+
+    /// Calls `subscriber(name, &event)` before each retry ([`Event::Retry`],
+    /// with the error kind `"failed"`; the context goes to
+    /// [`on_retry_with`](Self::on_retry_with)).
+    pub fn on_event<F>(mut self, subscriber: F) -> Self
+    where
+        F: Fn(&str, &Event) + Send + Sync + 'static,
+    {
+        self.observer.set_subscriber(subscriber);
+        self
+    }
+
     /// Waits `delay` between attempts (kompoz's `backoff` without
     /// `exponential`): short for `.backoff(Backoff::fixed(delay))`. A delay
     /// beyond `u64::MAX` nanoseconds (about 584 years) waits that long.
@@ -367,6 +388,7 @@ impl<A, K, H, S> Retry<A, K, H, S> {
             clock: self.clock,
             on_retry: hook,
             stop_if: self.stop_if,
+            observer: self.observer,
         }
     }
 
@@ -409,6 +431,7 @@ impl<A, K, H, S> Retry<A, K, H, S> {
             clock: self.clock,
             on_retry: WithContext(hook),
             stop_if: self.stop_if,
+            observer: self.observer,
         }
     }
 
@@ -430,6 +453,7 @@ impl<A, K, H, S> Retry<A, K, H, S> {
             clock: self.clock,
             on_retry: self.on_retry,
             stop_if: stop,
+            observer: self.observer,
         }
     }
 
@@ -499,6 +523,11 @@ impl<A, K: Clock, H, S> Retry<A, K, H, S> {
                 };
             }
             let wait = self.jitter.apply(delays.current(), &self.rng);
+            self.observer.emit(|| Event::Retry {
+                attempt,
+                delay: Duration::from_nanos(wait),
+                error: "failed",
+            });
             self.on_retry
                 .on_retry(attempt, Duration::from_nanos(wait), &out);
             drop(out);
@@ -538,6 +567,7 @@ impl<A: Clone, K: Clone, H: Clone, S: Clone> Clone for Retry<A, K, H, S> {
             clock: self.clock.clone(),
             on_retry: self.on_retry.clone(),
             stop_if: self.stop_if.clone(),
+            observer: self.observer.clone(),
         }
     }
 }

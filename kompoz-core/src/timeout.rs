@@ -3,6 +3,7 @@
 //! [`Clock`] (the runtime crates' `with_timeout`), and what a call did,
 //! [`TimeoutOutcome`].
 
+use crate::observe::{Event, Observer};
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -70,6 +71,7 @@ pub struct Timeout<A, K, H = ()> {
     clock: K,
     on_timeout: H,
     timeouts: AtomicU64,
+    observer: Observer,
 }
 
 /// What happened to one call through a [`Timeout`].
@@ -134,6 +136,7 @@ impl<A, K: Clock> Timeout<A, K> {
             clock,
             on_timeout: (),
             timeouts: AtomicU64::new(0),
+            observer: Observer::new(),
         })
     }
 }
@@ -190,7 +193,25 @@ impl<A, K, H> Timeout<A, K, H> {
             clock: self.clock,
             on_timeout: hook,
             timeouts: self.timeouts,
+            observer: self.observer,
         }
+    }
+
+    /// Names this timeout: the `name` of its events (see
+    /// [`observe`](crate::observe)).
+    pub fn name(mut self, name: &str) -> Self {
+        self.observer.set_name(name);
+        self
+    }
+
+    /// Calls `subscriber(name, &event)` for each timeout
+    /// ([`Event::TimedOut`]).
+    pub fn on_event<F>(mut self, subscriber: F) -> Self
+    where
+        F: Fn(&str, &Event) + Send + Sync + 'static,
+    {
+        self.observer.set_subscriber(subscriber);
+        self
     }
 
     /// The time each call is given.
@@ -271,6 +292,9 @@ impl<A, K: Clock, H> Timeout<A, K, H> {
             None => {
                 // `within` has dropped the inner future by now.
                 self.timeouts.fetch_add(1, Ordering::Relaxed);
+                self.observer.emit(|| Event::TimedOut {
+                    after: self.duration,
+                });
                 (
                     TimeoutOutcome::TimedOut,
                     self.on_timeout.on_timeout(original),
@@ -346,6 +370,7 @@ impl<A: fmt::Debug, K, H> fmt::Debug for Timeout<A, K, H> {
             .field("inner", &self.inner)
             .field("duration", &self.duration)
             .field("timeouts", &self.timeouts())
+            .field("observer", &self.observer)
             .finish_non_exhaustive()
     }
 }

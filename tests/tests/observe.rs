@@ -365,3 +365,50 @@ fn metrics_carry_layer_name_and_outcome_labels() {
         metrics.keys().collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn the_algebras_timeout_and_retry_report_by_name() {
+    let clock = ManualClock::new();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&heard);
+    let hear = move |name: &str, e: &Event| log.lock().unwrap().push((name.to_owned(), e.clone()));
+    let slow = {
+        let clock = clock.clone();
+        kompoz_core::rule(move |_: &u32| {
+            let sleep = clock.sleep(Duration::from_secs(1));
+            async move {
+                sleep.await;
+                true
+            }
+        })
+    };
+    let timed = clock
+        .with_timeout(slow, Duration::from_millis(100))
+        .unwrap()
+        .name("lookup")
+        .on_event(hear.clone());
+    let retried = clock
+        .retry(timed, 2)
+        .unwrap()
+        .fixed(Duration::from_millis(5))
+        .name("lookup")
+        .on_event(hear);
+    let (ok, _) = clock.block_on(kompoz_core::Combinator::run(&retried, 7));
+    assert!(!ok);
+    let ms = Duration::from_millis;
+    assert_eq!(
+        *heard.lock().unwrap(),
+        vec![
+            ("lookup".to_owned(), Event::TimedOut { after: ms(100) }),
+            (
+                "lookup".to_owned(),
+                Event::Retry {
+                    attempt: 1,
+                    delay: ms(5),
+                    error: "failed"
+                }
+            ),
+            ("lookup".to_owned(), Event::TimedOut { after: ms(100) }),
+        ]
+    );
+}
