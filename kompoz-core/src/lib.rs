@@ -70,6 +70,7 @@ pub mod call;
 mod combinator;
 mod error;
 mod registry;
+mod rng;
 mod sync;
 
 pub mod algebra;

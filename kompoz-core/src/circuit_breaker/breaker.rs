@@ -33,6 +33,7 @@ use core::time::Duration;
 
 use crate::call::CircuitOpen;
 use crate::clock::duration_to_nanos;
+use crate::rng;
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use crate::{Clock, Instant};
 
@@ -581,13 +582,8 @@ impl<K: Clock> Shared<K> {
         if jitter == 0.0 {
             return nanos;
         }
-        // SplitMix64: one step per open period.
-        locked.rng = locked.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = locked.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let unit = (z >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+        // One step per open period.
+        let unit = rng::unit(rng::next_u64(&mut locked.rng));
         let spread = nanos as f64 * (1.0 + jitter * (2.0 * unit - 1.0));
         let cap = self.config.backoff.map_or(u64::MAX, |(_, max)| max);
         (spread as u64).min(cap)
