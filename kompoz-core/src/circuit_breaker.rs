@@ -15,12 +15,13 @@ mod config;
 mod events;
 mod notify;
 mod permit;
+mod raw;
+mod record;
 mod state;
 mod stats;
 mod window;
 
 pub use breaker::Breaker;
-use breaker::Shared;
 pub use config::{
     BreakerBuilder, DEFAULT_FAILURE_THRESHOLD, DEFAULT_HALF_OPEN_MAX_CALLS, DEFAULT_MINIMUM_CALLS,
     DEFAULT_RECOVERY_TIMEOUT, DEFAULT_SLIDING_WINDOW,
@@ -28,6 +29,7 @@ pub use config::{
 pub use events::BreakerEvent;
 pub use permit::{BreakerPermit, OwnedBreakerPermit};
 use permit::{Call, Stage};
+use raw::Shared;
 pub use state::CircuitState;
 pub use stats::{CircuitBreakerStats, WindowStats};
 pub use window::SlidingWindow;
@@ -459,7 +461,7 @@ impl<I, K: Clock, P, H> CircuitBreaker<I, K, P, H> {
     fn start<'a, C>(
         &'a self,
         shared: &'a Shared<K>,
-        ticket: breaker::Ticket,
+        ticket: raw::Ticket,
         ctx: C,
     ) -> Admitted<'a, impl Future<Output = (bool, C)>, K, P>
     where

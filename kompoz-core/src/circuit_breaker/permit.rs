@@ -5,7 +5,7 @@
 use alloc::sync::Arc;
 use core::fmt;
 
-use super::breaker::{Shared, Ticket};
+use super::raw::{Shared, Ticket};
 use crate::Clock;
 
 /// A reference to a breaker's shared state: borrowed (the combinator, a
