@@ -35,7 +35,7 @@ use crate::sync::{AtomicU64, Mutex, Ordering};
 use crate::{Clock, Instant};
 
 use super::config::{Config, EventFn, StateChangeFn};
-use super::notify::{Caught, Note, Notes};
+use super::notify::{Caught, Notes};
 use super::state::{Mode, View, Word};
 use super::window::Window;
 use super::{BreakerEvent, CircuitState};
@@ -404,62 +404,6 @@ impl<K: Clock> Shared<K> {
             }
         }
         self.drain();
-    }
-
-    /// Queues a transition for the listeners (nothing if no one listens).
-    pub(super) fn post_transition(&self, from: CircuitState, to: CircuitState) {
-        if self.listens {
-            self.notes.lock().push(Note::StateChange { from, to });
-        }
-    }
-
-    /// Delivers the queued notes, in order, unless another drainer is at
-    /// work (it will deliver ours). Never called with `locked` held. See
-    /// `notify.rs` for what a panicking callback does.
-    #[inline]
-    pub(super) fn drain(&self) {
-        // On every completion: a branch when no one listens.
-        if self.listens {
-            self.drain_listened();
-        }
-    }
-
-    #[inline(never)]
-    pub(super) fn drain_listened(&self) {
-        if !self.notes.lock().start() {
-            return;
-        }
-        // Without `std` a callback's panic unwinds through here: the guard
-        // gives up the drainer's role so the next drain delivers the rest.
-        struct Draining<'a>(&'a Mutex<Notes>);
-        impl Drop for Draining<'_> {
-            fn drop(&mut self) {
-                self.0.lock().abort();
-            }
-        }
-        let draining = Draining(&self.notes);
-        let mut caught = Caught::new();
-        loop {
-            let next = self.notes.lock().next();
-            let Some(note) = next else { break };
-            match note {
-                Note::StateChange { from, to } => {
-                    if let Some(callback) = &self.on_state_change {
-                        caught.run(|| callback(from, to, &self.stats()));
-                    }
-                    caught.run(|| self.deliver_event(&BreakerEvent::StateChange { from, to }));
-                }
-            }
-        }
-        // `next` gave up the role already.
-        core::mem::forget(draining);
-        caught.resume();
-    }
-
-    pub(super) fn deliver_event(&self, event: &BreakerEvent) {
-        if let Some(subscriber) = &self.on_event {
-            subscriber(event);
-        }
     }
 }
 

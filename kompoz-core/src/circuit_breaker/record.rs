@@ -215,6 +215,7 @@ impl<K: Clock> Shared<K> {
 
     /// Whether the circuit is forced closed: no streak is kept, so every
     /// failure is stamped (the clock read here).
+    #[inline(always)]
     fn forced_closed(&self, word: Word, failure: bool, now: &mut LazyNow<'_, K>) -> bool {
         let forced = word.mode() == Mode::ForcedClosed;
         if forced && failure {
@@ -239,6 +240,7 @@ impl<K: Clock> Shared<K> {
     /// One more consecutive failure, counted with a CAS unless the circuit
     /// is to trip: at the threshold, or when `trip` (a rate policy decided).
     /// Tripping is left to the caller, which must hold the lock.
+    #[inline(always)]
     fn failure_streak(
         &self,
         mut word: Word,
