@@ -120,8 +120,8 @@ impl<K: Clock> Breaker<K> {
     ///
     /// This is what the combinator does around each call, for code that
     /// makes its calls itself (a `Result`-returning future, a tower
-    /// service). Admission costs what the combinator's does: one atomic load
-    /// when CLOSED.
+    /// service). Admission costs what the combinator's does (see *Speed* on
+    /// [`CircuitBreaker`]).
     ///
     /// # Errors
     ///

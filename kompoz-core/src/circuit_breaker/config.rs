@@ -260,8 +260,8 @@ impl<K> BreakerBuilder<K> {
     /// Whether `success_count` counts successes. Default `true`.
     ///
     /// Counting is one atomic add per success, the largest single cost of a
-    /// healthy CLOSED call. With `false`, `success_count` stays 0 and a
-    /// healthy CLOSED success is one atomic load; everything else is
+    /// healthy CLOSED call (see *Speed* on [`CircuitBreaker`](crate::CircuitBreaker)).
+    /// With `false`, `success_count` stays 0; everything else is
     /// unchanged (a success still ends a failure streak, counts in a sliding
     /// window and toward closing a half-open circuit, stamps
     /// `last_success_time` as usual and is reported to `on_event`).

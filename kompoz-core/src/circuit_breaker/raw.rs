@@ -1,5 +1,5 @@
 //! The breaker's raw state machine: the memory layout ([`Shared`]),
-//! admission, transitions, and notifications to the listeners.
+//! admission and transitions.
 //!
 //! # How the state is kept
 //!
@@ -7,11 +7,9 @@
 //! generation and the counters of the current state. Paths that stay within
 //! a state are lock-free:
 //!
-//! - CLOSED admission is one load; a success is one more load plus a relaxed
-//!   add to the success counter (a CAS only when it ends a failure streak);
-//!   a failure is one load, a relaxed add and one CAS. No clock is read on a
-//!   success, nor on a failure other than the first of a streak and the one
-//!   that trips the circuit (see `last_failure_time`).
+//! - CLOSED: what admission and outcomes cost is stated once, under
+//!   *Speed* on `CircuitBreaker`; a success CASes the word only when it
+//!   ends a failure streak.
 //! - OPEN rejection is one load, one clock read and a relaxed add.
 //! - HALF_OPEN admission is one CAS taking a probe slot.
 //!

@@ -66,8 +66,7 @@ impl<K: Clock> Shared<K> {
     /// settled, so that a listener's panic finds nothing left to undo.
     #[inline]
     pub(crate) fn complete(&self, ticket: Ticket, failure: bool) -> Option<Pending> {
-        // The healthy CLOSED success, inline: one load, one relaxed add.
-        // Exactly what `complete_slow` does for it when nothing reads the
+        // The healthy CLOSED success, inline: exactly what `complete_slow` does for it when nothing reads the
         // clock, keeps a window or listens.
         if !failure && self.fast_success && !ticket.probe() {
             let word = self.load();

@@ -22,8 +22,8 @@ use super::state::{Mode, View};
 ///
 /// Times are on the breaker's [`Clock`](crate::Clock).
 /// In an automatic CLOSED circuit neither a success nor a failure reads the
-/// clock unless something needs the time (that is what keeps the closed path
-/// at a few nanoseconds), so by default both timestamps are those of the
+/// clock unless something needs the time (see *Speed* on
+/// [`CircuitBreaker`](crate::CircuitBreaker)), so by default both timestamps are those of the
 /// most recent outcome that *changed something* or was timed anyway:
 ///
 /// - `last_success_time`: the first success after a failure (it ends the
