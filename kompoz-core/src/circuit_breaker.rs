@@ -411,20 +411,7 @@ impl<I, K, P, H> CircuitBreaker<I, K, P, H> {
         &self.breaker
     }
 
-    /// The guarded combinator.
-    pub fn get_ref(&self) -> &I {
-        &self.inner
-    }
-
-    /// The guarded combinator, mutably.
-    pub fn get_mut(&mut self) -> &mut I {
-        &mut self.inner
-    }
-
-    /// The guarded combinator, unwrapped.
-    pub fn into_inner(self) -> I {
-        self.inner
-    }
+    crate::combinator::inner_access!(I, "guarded");
 }
 
 impl<I, K: Clock, P, H> CircuitBreaker<I, K, P, H> {

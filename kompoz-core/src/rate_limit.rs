@@ -343,20 +343,7 @@ impl<A, K> RateLimited<A, K> {
         &self.limiter
     }
 
-    /// The limited combinator.
-    pub fn get_ref(&self) -> &A {
-        &self.inner
-    }
-
-    /// The limited combinator, mutably.
-    pub fn get_mut(&mut self) -> &mut A {
-        &mut self.inner
-    }
-
-    /// The limited combinator, by value.
-    pub fn into_inner(self) -> A {
-        self.inner
-    }
+    crate::combinator::inner_access!(A, "limited");
 }
 
 impl<A, K: Clock> RateLimited<A, K> {

@@ -4,7 +4,7 @@
 use core::time::Duration;
 
 use crate::clock::duration_to_nanos;
-use crate::sync::Ordering;
+use crate::sync::{MutexGuard, Ordering};
 use crate::{Clock, Instant};
 
 use super::notify::Caught;
@@ -281,6 +281,18 @@ impl<K: Clock> Shared<K> {
         }
     }
 
+    /// Takes the lock if the call still belongs to the current period (the
+    /// generation cannot move while it is held); `None` if stale.
+    fn admitted_locked(
+        &self,
+        generation: u32,
+        state: CircuitState,
+    ) -> Option<(MutexGuard<'_, Locked>, Word)> {
+        let locked = self.locked.lock();
+        let word = self.load();
+        word.admitted(generation, state).then_some((locked, word))
+    }
+
     /// CLOSED outcomes when a sliding window is kept: all under the lock.
     fn complete_closed_locked(
         &self,
@@ -289,11 +301,10 @@ impl<K: Clock> Shared<K> {
         slow: bool,
         now: &mut LazyNow<'_, K>,
     ) -> Recorded {
-        let mut locked = self.locked.lock();
-        let word = self.load();
-        if !word.admitted(generation, CircuitState::Closed) {
+        let Some((mut locked, word)) = self.admitted_locked(generation, CircuitState::Closed)
+        else {
             return Recorded::Stale;
-        }
+        };
         self.count(failure, slow, now);
         let Some(rates) = self.config.rates else {
             return Recorded::Stale; // not reached: this path is taken with a window
@@ -336,11 +347,10 @@ impl<K: Clock> Shared<K> {
         slow: bool,
         now: &mut LazyNow<'_, K>,
     ) -> Recorded {
-        let mut locked = self.locked.lock();
-        let mut word = self.load();
-        if !word.admitted(generation, CircuitState::HalfOpen) {
+        let Some((mut locked, mut word)) = self.admitted_locked(generation, CircuitState::HalfOpen)
+        else {
             return Recorded::Stale;
-        }
+        };
         self.count(failure, slow, now);
         let slow_fails = slow && self.config.rates.is_some_and(|r| r.slow_rate.is_some());
         if failure || slow_fails {

@@ -292,27 +292,20 @@ fn check_same(
     clock_type: &'static str,
 ) -> Result<(), ConfigError> {
     let have = existing.limit();
-    if have.rate != limit.rate {
-        return Err(ConfigError::name_conflict(
-            name, "rate", have.rate, limit.rate,
-        ));
+    // The first setting that differs is named.
+    macro_rules! same {
+        ($($field:ident),*) => {$(
+            if have.$field != limit.$field {
+                return Err(ConfigError::name_conflict(
+                    name,
+                    stringify!($field),
+                    have.$field,
+                    limit.$field,
+                ));
+            }
+        )*};
     }
-    if have.period != limit.period {
-        return Err(ConfigError::name_conflict(
-            name,
-            "period",
-            have.period,
-            limit.period,
-        ));
-    }
-    if have.burst != limit.burst {
-        return Err(ConfigError::name_conflict(
-            name,
-            "burst",
-            have.burst,
-            limit.burst,
-        ));
-    }
+    same!(rate, period, burst);
     match existing.named_clock() {
         Some(named) if named.type_name == clock_type => Ok(()),
         Some(named) => Err(ConfigError::name_conflict(
@@ -494,13 +487,8 @@ impl<K: Clock> Future for RateWait<'_, K> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut this = self.project();
-        if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
-            ready!(sleep.poll(cx));
-            this.sleep.set(None);
-        }
-        this.reservation.slot.used = true; // the slot has come: spent
-        Poll::Ready(())
+        let this = self.project();
+        wait_for_slot(this.sleep, &mut this.reservation.slot.used, cx)
     }
 }
 
@@ -529,13 +517,8 @@ impl<K: Clock> Future for OwnedRateWait<K> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut this = self.project();
-        if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
-            ready!(sleep.poll(cx));
-            this.sleep.set(None);
-        }
-        this.reservation.slot.used = true; // the slot has come: spent
-        Poll::Ready(())
+        let this = self.project();
+        wait_for_slot(this.sleep, &mut this.reservation.slot.used, cx)
     }
 }
 
@@ -546,4 +529,19 @@ impl<K: Clock> fmt::Debug for OwnedRateWait<K> {
             .field("sleeping", &self.sleep.is_some())
             .finish()
     }
+}
+
+/// A wait's poll, for both futures: sleeps until the slot, then marks it
+/// spent.
+fn wait_for_slot<S: Future<Output = ()>>(
+    mut sleep: Pin<&mut Option<S>>,
+    used: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if let Some(pending) = sleep.as_mut().as_pin_mut() {
+        ready!(pending.poll(cx));
+        sleep.set(None);
+    }
+    *used = true; // the slot has come: spent
+    Poll::Ready(())
 }
