@@ -353,7 +353,7 @@ impl<A, K: Clock> RateLimited<A, K> {
     where
         A: Combinator<C>,
     {
-        let max_wait = self.admission.mode().max_wait_nanos();
+        let max_wait = self.admission.max_wait_nanos();
         let Ok(reservation) = self.limiter.reserve_nanos(max_wait) else {
             self.admission.reject();
             return (LimitOutcome::Rejected, ctx);

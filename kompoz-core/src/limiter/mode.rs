@@ -26,7 +26,7 @@ pub enum LimitMode {
 
 impl LimitMode {
     /// The longest a call may wait, in nanoseconds (`u64::MAX`: no bound).
-    pub(crate) fn max_wait_nanos(self) -> u64 {
+    fn max_wait_nanos(self) -> u64 {
         match self {
             LimitMode::Wait => u64::MAX,
             LimitMode::Reject => 0,
@@ -69,26 +69,50 @@ impl LimitOutcome {
 /// What a call does when it cannot go in at once, and how many calls were
 /// refused: the part of a [`Limited`](crate::Limited) and a
 /// [`RateLimited`](crate::RateLimited) that is the same in both.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Admission {
     mode: LimitMode,
+    /// `mode`'s longest wait, kept so that a rate-limited call reads one
+    /// word instead of matching the mode.
+    max_wait_nanos: u64,
     rejected: AtomicU64,
 }
 
+impl Default for Admission {
+    fn default() -> Self {
+        Admission {
+            mode: LimitMode::Wait,
+            max_wait_nanos: LimitMode::Wait.max_wait_nanos(),
+            rejected: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Admission {
+    #[inline]
     pub(crate) fn mode(&self) -> LimitMode {
         self.mode
     }
 
+    #[inline]
     pub(crate) fn set_mode(&mut self, mode: LimitMode) {
         self.mode = mode.normalized();
+        self.max_wait_nanos = self.mode.max_wait_nanos();
     }
 
+    /// The longest a call may wait, in nanoseconds (`u64::MAX`: no bound).
+    #[inline]
+    pub(crate) fn max_wait_nanos(&self) -> u64 {
+        self.max_wait_nanos
+    }
+
+    #[inline]
     pub(crate) fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
     }
 
     /// Counts one refused call.
+    #[inline]
     pub(crate) fn reject(&self) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
     }

@@ -533,6 +533,7 @@ impl<K: Clock> fmt::Debug for OwnedRateWait<K> {
 
 /// A wait's poll, for both futures: sleeps until the slot, then marks it
 /// spent.
+#[inline]
 fn wait_for_slot<S: Future<Output = ()>>(
     mut sleep: Pin<&mut Option<S>>,
     used: &mut bool,
