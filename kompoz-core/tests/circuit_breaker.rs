@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::task::noop_waker;
+mod support;
+use support::ms;
+
 use kompoz_core::{
     Breaker, CircuitBreaker, CircuitBreakerBuilder, CircuitState, Clock, Combinator, ConfigError,
     Instant, ManualClock, SlidingWindow, circuit_breaker::BreakerEvent,
@@ -97,10 +100,6 @@ impl Combinator<Call> for Service {
             (call.ok, call)
         }
     }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
 }
 
 fn secs(n: u64) -> Duration {

@@ -26,6 +26,9 @@ pub use kompoz_core::ManualClock;
 
 pub mod sweep;
 
+#[path = "../../kompoz-core/tests/support/mod.rs"]
+pub mod support;
+
 /// Runs `fut` to completion with `clock` as its time source: see
 /// [`ManualClock::block_on`] (time jumps to the next deadline whenever the
 /// future stalls).

@@ -18,39 +18,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use kompoz_core::{Clock, Combinator, ManualClock};
 
-/// A waker that counts its wake-ups.
-#[derive(Debug, Default)]
-pub struct CountingWaker {
-    wakes: AtomicUsize,
-}
-
-impl CountingWaker {
-    /// A fresh waker and the handle that reads its count.
-    pub fn new() -> (Arc<CountingWaker>, Waker) {
-        let state = Arc::new(CountingWaker::default());
-        let waker = Waker::from(Arc::clone(&state));
-        (state, waker)
-    }
-
-    /// Wake-ups so far.
-    pub fn wakes(&self) -> usize {
-        self.wakes.load(Ordering::SeqCst)
-    }
-}
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.wakes.fetch_add(1, Ordering::SeqCst);
-    }
-}
+pub use crate::support::CountingWaker;
 
 /// What a sweep covered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
