@@ -5,6 +5,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+/// The breaker tests' fake service.
+pub mod breaker;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
