@@ -2,12 +2,15 @@
 //! after a while, and resume when it recovers. The user-facing docs (states,
 //! policies, guarantees) are on [`CircuitBreaker`].
 //!
-//! Where things are: the combinator is here; `breaker.rs` holds the shared
-//! [`Breaker`] handle, `raw.rs` its state machine (layout, admission,
-//! transitions, notifications), `record.rs` outcome recording, `state.rs`
-//! the packed state word, `future.rs` an admitted call's future,
-//! `permit.rs` the call guard and permits, `config.rs` and `builder.rs`
-//! the builders, `stats.rs`, `events.rs`, `notify.rs` and `window.rs` the rest.
+//! Where things are: the combinator is here; in `circuit_breaker/`,
+//! `breaker.rs` holds the shared [`Breaker`] handle, `raw.rs` its state
+//! machine (layout, admission, transitions), `record.rs` outcome
+//! recording, `state.rs` the packed state word, `notify.rs` the delivery of
+//! transitions to listeners, `future.rs` an admitted call's future,
+//! `permit.rs` the call guard and permits, `outcome.rs` the failure
+//! predicate, the reported outcome and the refusal hook, `config.rs` and
+//! `builder.rs` the builders, `stats.rs`, `events.rs` and `window.rs` what
+//! their names say.
 
 use core::fmt;
 use core::future::Future;
@@ -20,6 +23,7 @@ mod config;
 mod events;
 mod future;
 mod notify;
+mod outcome;
 mod permit;
 mod raw;
 mod record;
@@ -34,82 +38,11 @@ pub use config::{
     DEFAULT_RECOVERY_TIMEOUT, DEFAULT_SLIDING_WINDOW,
 };
 pub use events::BreakerEvent;
+pub use outcome::{BreakerOutcome, FailurePredicate, NotOk, RejectedHook};
 pub use permit::{BreakerPermit, OwnedBreakerPermit};
 pub use state::CircuitState;
 pub use stats::{CircuitBreakerStats, WindowStats};
 pub use window::SlidingWindow;
-
-/// Decides whether a call's outcome counts as a failure for the breaker.
-///
-/// Implemented by [`NotOk`] (the default: `ok == false` is a failure) and by
-/// every `Fn(bool, &C) -> bool`.
-pub trait FailurePredicate<C> {
-    /// Whether the outcome `(ok, ctx)` is a failure.
-    fn is_failure(&self, ok: bool, ctx: &C) -> bool;
-}
-
-/// The default [`FailurePredicate`]: a call that returns `ok == false` failed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NotOk;
-
-impl<C> FailurePredicate<C> for NotOk {
-    #[inline]
-    fn is_failure(&self, ok: bool, _: &C) -> bool {
-        !ok
-    }
-}
-
-impl<C, F: Fn(bool, &C) -> bool> FailurePredicate<C> for F {
-    fn is_failure(&self, ok: bool, ctx: &C) -> bool {
-        self(ok, ctx)
-    }
-}
-
-/// What happened to one call through a [`CircuitBreaker`], from
-/// [`run_with_outcome`](CircuitBreaker::run_with_outcome).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BreakerOutcome {
-    /// The breaker admitted the call and the inner combinator returned this
-    /// verdict.
-    Ran(bool),
-    /// The breaker refused the call (open, or half-open with every probe
-    /// slot taken); the inner combinator did not run.
-    Rejected,
-}
-
-impl BreakerOutcome {
-    /// Whether the breaker refused the call.
-    pub fn is_rejected(self) -> bool {
-        self == BreakerOutcome::Rejected
-    }
-
-    /// The verdict the call returned: the inner verdict, `false` if rejected.
-    pub fn passed(self) -> bool {
-        self == BreakerOutcome::Ran(true)
-    }
-}
-
-/// What a [`CircuitBreaker`] does with the context of a call it refused.
-///
-/// Implemented by `()` (hand the context back unchanged) and by every
-/// `Fn(C) -> C`; set with [`on_rejected`](CircuitBreaker::on_rejected).
-pub trait RejectedHook<C> {
-    /// Turns the context of a refused call into the one it returns.
-    fn on_rejected(&self, ctx: C) -> C;
-}
-
-impl<C> RejectedHook<C> for () {
-    #[inline]
-    fn on_rejected(&self, ctx: C) -> C {
-        ctx
-    }
-}
-
-impl<C, F: Fn(C) -> C> RejectedHook<C> for F {
-    fn on_rejected(&self, ctx: C) -> C {
-        self(ctx)
-    }
-}
 
 /// A combinator guarded by a circuit breaker (the reference's
 /// `circuit_breaker(...)`).
