@@ -12,9 +12,11 @@ use crate::{Clock, Combinator, ConfigError, Registry};
 
 mod gcra;
 mod limiter;
+mod reservation;
 
 pub(crate) use gcra::Gcra;
-pub use limiter::{OwnedRateReservation, OwnedRateWait, RateLimiter, RateReservation, RateWait};
+pub use limiter::RateLimiter;
+pub use reservation::{OwnedRateReservation, OwnedRateWait, RateReservation, RateWait};
 
 /// A rate: at most `rate` calls per `period`, with a burst allowance.
 ///
