@@ -8,9 +8,8 @@ use crate::{Clock, Combinator, ConfigError};
 
 mod backoff;
 
-use crate::rng::SplitMix;
-use backoff::Backoff as Schedule;
 pub use backoff::Jitter;
+use backoff::{Backoff as Schedule, SplitMix};
 
 /// How long a [`Retry`] waits between attempts: a validated value.
 ///

@@ -4,7 +4,9 @@
 use core::time::Duration;
 
 use crate::clock::duration_to_nanos;
-use crate::rng::{SplitMix, uniform_inclusive};
+// `SplitMix` is re-exported for `retry.rs`, which names it through here.
+pub(crate) use crate::rng::SplitMix;
+use crate::rng::uniform_inclusive;
 
 /// How a retry's delays grow, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
