@@ -2,9 +2,8 @@
 //! after 1, 2, 3, … polls (until it completes), and after each drop nothing
 //! may have leaked: permits all free, no waiter queued, no probe slot held,
 //! no inner future alive, no sleep registered, counters consistent. The
-//! same with the inner combinator panicking (after an await point), and,
-//! in the second half, with every user hook panicking at every point it is
-//! reached (see "panics in every user hook" below).
+//! same with the inner combinator panicking (after an await point). Every
+//! user hook panicking at every point it is reached: `panics.rs`.
 //!
 //! Each test prints how many cancellation points it swept
 //! (`cargo test -p kompoz-tests --test cancellation -- --nocapture`).

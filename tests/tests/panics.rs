@@ -1,5 +1,5 @@
-//! The panic sweep: every user hook panics at every point it is reached
-//! (split from `cancellation.rs`, which sweeps cancellation points).
+//! The panic sweep: every user hook panics at every point it is reached,
+//! and nothing leaks (`cancellation.rs` sweeps the cancellation points).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
