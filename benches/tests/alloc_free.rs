@@ -2,10 +2,13 @@
 //! through a CLOSED breaker (successes and failures), an uncontended limiter,
 //! a limiter call that waits in the queue for its permit,
 //! a rate-limit check (admitted and rejected), a timeout on tokio around a
-//! ready inner step, and the three composed; and the primitives a call API
-//! is built from: breaker permits (borrowed and owned, recorded, dropped and
+//! ready inner step, and the three composed; the primitives a call API is
+//! built from: breaker permits (borrowed and owned, recorded, dropped and
 //! refused), owned pool permits (taken at once and waited for) and the
-//! rate-limit handle's `check` and reservations.
+//! rate-limit handle's `check` and reservations; and the call API: a
+//! policy's call through limit ∘ retry ∘ breaker ∘ timeout (passing,
+//! retried, and failing with the operation's own error), `Breaker::call`,
+//! and a refusal.
 //!
 //! `allocation-counter` replaces the global allocator in this test binary
 //! only, and counts per thread, so tests running in parallel do not disturb
@@ -217,4 +220,85 @@ fn rate_limiter_checks_and_reservations_do_not_allocate() {
     assert!(tight.check().is_ok());
     let refused = allocations(|_| assert!(tight.check().is_err()));
     assert_eq!(refused, 0, "a refusal allocates nothing");
+}
+
+#[test]
+fn call_api_calls_do_not_allocate() {
+    use kompoz_tokio::Error;
+    use std::io::{Error as IoError, ErrorKind};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let _in_runtime = rt.enter();
+    let breaker = kompoz_tokio::shared_breaker()
+        .failure_threshold(65_535)
+        .build()
+        .expect("config");
+    // No back-off: a retried call completes within its first poll too.
+    let policy = kompoz_tokio::policy()
+        .limit_to(4)
+        .expect("config")
+        .retry(3)
+        .expect("config")
+        .breaker(&breaker)
+        .timeout(Duration::from_secs(1))
+        .expect("config");
+    // `io::Error::from(kind)` holds no box: only the stack could allocate.
+    let passing =
+        allocations(|i| poll_once(policy.call(|| std::future::ready(Ok::<_, IoError>(i)))));
+    assert_eq!(passing, 0);
+    let retried = allocations(|i| {
+        let mut attempt = 0;
+        poll_once(policy.call(|| {
+            attempt += 1;
+            std::future::ready(if attempt < 3 {
+                Err(IoError::from(ErrorKind::Other))
+            } else {
+                Ok(i)
+            })
+        }))
+    });
+    assert_eq!(retried, 0);
+    let failing = allocations(|_| {
+        let out = poll_once(
+            policy.call(|| std::future::ready(Err::<u64, _>(IoError::from(ErrorKind::Other)))),
+        );
+        assert!(matches!(out, Err(Error::Inner(_))));
+    });
+    assert_eq!(failing, 0);
+    let one_layer =
+        allocations(|i| poll_once(breaker.call(|| std::future::ready(Ok::<_, IoError>(i)))));
+    assert_eq!(one_layer, 0);
+    assert_eq!(breaker.state(), CircuitState::Closed);
+
+    let open = kompoz_tokio::shared_breaker().build().expect("config");
+    open.force_open();
+    let refused = kompoz_tokio::policy()
+        .retry(3)
+        .expect("config")
+        .breaker(&open);
+    let refusals = allocations(|i| {
+        let out = poll_once(refused.call(|| std::future::ready(Ok::<_, IoError>(i))));
+        assert!(matches!(out, Err(Error::CircuitOpen(_))));
+    });
+    assert_eq!(refusals, 0);
+
+    // The rate-limit layer, admitted and refused.
+    let roomy = RateLimit::with_burst(1_000_000_000, Duration::from_secs(1), 1_000_000_000)
+        .expect("config");
+    let admitted = kompoz_tokio::policy()
+        .rate_limit_to(roomy)
+        .reject_when_full();
+    let admissions =
+        allocations(|i| poll_once(admitted.call(|| std::future::ready(Ok::<_, IoError>(i)))));
+    assert_eq!(admissions, 0);
+    let tight = kompoz_tokio::policy()
+        .rate_limit_to(RateLimit::per_minute(1).expect("config"))
+        .reject_when_full();
+    let limited = allocations(|i| {
+        let _ = poll_once(tight.call(|| std::future::ready(Ok::<_, IoError>(i))));
+    });
+    assert_eq!(limited, 0);
 }

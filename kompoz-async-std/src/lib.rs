@@ -83,8 +83,9 @@ impl Clock for AsyncStdClock {
 /// combinator types and the rest of the API are at this crate's root.
 pub mod prelude {
     pub use crate::{
-        AsyncStdClock, circuit_breaker, limited, limited_named, limited_named_in, rate_limited,
-        rate_limited_named, rate_limited_named_in, retry, shared_breaker, with_timeout,
+        AsyncStdClock, circuit_breaker, limited, limited_named, limited_named_in, policy,
+        rate_limited, rate_limited_named, rate_limited_named_in, retry, shared_breaker,
+        with_timeout,
     };
     pub use kompoz_core::prelude::*;
 }
@@ -178,6 +179,14 @@ pub fn circuit_breaker<I>(inner: I) -> CircuitBreakerBuilder<I, AsyncStdClock> {
 /// `.build()?`. See [`ClockExt::shared_breaker`].
 pub fn shared_breaker() -> BreakerBuilder<AsyncStdClock> {
     AsyncStdClock.shared_breaker()
+}
+
+/// An empty call [`Policy`] on [`AsyncStdClock`]: add layers
+/// outermost first, then `policy.call(|| fetch(url)).await` returns
+/// `Result<T, Error<E>>`. See the [`call`] module and
+/// [`ClockExt::policy`].
+pub fn policy() -> Policy<AsyncStdClock> {
+    AsyncStdClock.policy()
 }
 
 /// Retries `inner` up to `max_attempts` runs in all while it fails

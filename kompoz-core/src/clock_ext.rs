@@ -4,7 +4,7 @@ use core::time::Duration;
 
 use crate::{
     Breaker, BreakerBuilder, CircuitBreaker, CircuitBreakerBuilder, Clock, ConfigError, Limited,
-    RateLimit, RateLimited, RateLimiter, Registry, Retry, Timeout,
+    Policy, RateLimit, RateLimited, RateLimiter, Registry, Retry, Timeout,
 };
 
 /// The constructors of every combinator that takes time, on the clock that
@@ -83,6 +83,14 @@ use crate::{
 /// # Ok::<(), ConfigError>(())
 /// ```
 pub trait ClockExt: Clock {
+    /// An empty call [`Policy`] on this clock: add layers outermost first
+    /// (`.limit_to(10)?.retry(3)?.breaker(&breaker).timeout(d)?`), then
+    /// `policy.call(|| fetch(url)).await` returns `Result<T, Error<E>>`.
+    /// See the [`call`](crate::call) module for the layers and their order.
+    fn policy(&self) -> Policy<Self> {
+        Policy::new(self.clone())
+    }
+
     /// Wraps `inner` so that a call that has not finished within `timeout`
     /// is dropped and returns `(false, ctx)` (kompoz's `with_timeout`).
     ///

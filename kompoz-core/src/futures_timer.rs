@@ -109,6 +109,14 @@ pub fn shared_breaker() -> BreakerBuilder<FuturesTimerClock> {
     FuturesTimerClock.shared_breaker()
 }
 
+/// An empty call [`Policy`](crate::call::Policy) on [`FuturesTimerClock`]: add layers
+/// outermost first, then `policy.call(|| fetch(url)).await` returns
+/// `Result<T, Error<E>>`. See the [`call`](crate::call) module and
+/// [`ClockExt::policy`].
+pub fn policy() -> crate::call::Policy<FuturesTimerClock> {
+    FuturesTimerClock.policy()
+}
+
 /// Retries `inner` up to `max_attempts` runs in all while it fails
 /// (kompoz's `AsyncRetry`), waiting on [`FuturesTimerClock`] between attempts. See
 /// [`Retry`] and [`ClockExt::retry`].

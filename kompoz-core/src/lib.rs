@@ -66,7 +66,6 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-pub mod call;
 mod combinator;
 mod error;
 mod registry;
@@ -75,6 +74,7 @@ mod sync;
 
 pub mod algebra;
 pub mod boxed;
+pub mod call;
 pub mod circuit_breaker;
 pub mod clock;
 mod clock_ext;
@@ -119,7 +119,7 @@ pub use clock::{Clock, Instant, SendClock};
 pub use clock_ext::ClockExt;
 
 // The resilience combinators, their builders and their values.
-pub use call::Error;
+pub use call::{Error, Policy};
 pub use circuit_breaker::{
     Breaker, BreakerBuilder, BreakerPermit, CircuitBreaker, CircuitBreakerBuilder,
     CircuitBreakerStats, CircuitState, OwnedBreakerPermit, SlidingWindow,

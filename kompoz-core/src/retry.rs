@@ -9,7 +9,7 @@ use crate::{Clock, Combinator, ConfigError};
 mod backoff;
 
 pub use backoff::Jitter;
-use backoff::{Backoff as Schedule, SplitMix};
+pub(crate) use backoff::{Backoff as Schedule, SplitMix};
 
 /// How long a [`Retry`] waits between attempts: a validated value.
 ///
@@ -84,6 +84,11 @@ impl Backoff {
 }
 
 impl Backoff {
+    /// The schedule behind it, for the call API's retry layer.
+    pub(crate) fn schedule(self) -> Schedule {
+        self.0
+    }
+
     /// The wait after failed attempt `attempt` (counted from 1) before the
     /// next one, as a [`Retry`] with this back-off and no jitter waits it.
     /// Retry loops outside the algebra (a tower layer, say) compute their
@@ -232,6 +237,41 @@ impl<F: Fn(u32, Duration)> OnRetry for F {
     }
 }
 
+/// A retry hook that may read the failed attempt's context: what
+/// [`Retry`] calls. Every [`OnRetry`] hook is one (it ignores the
+/// context); [`on_retry_with`](Retry::on_retry_with) sets one that reads
+/// it.
+pub trait OnRetryWith<C> {
+    /// Called after failed attempt `attempt` (from 1), whose context is
+    /// `ctx`, and before waiting `delay` for the next one.
+    fn on_retry(&self, attempt: u32, delay: Duration, ctx: &C);
+}
+
+impl<C, H: OnRetry> OnRetryWith<C> for H {
+    #[inline]
+    fn on_retry(&self, attempt: u32, delay: Duration, _: &C) {
+        OnRetry::on_retry(self, attempt, delay);
+    }
+}
+
+/// The hook set by [`on_retry_with`](Retry::on_retry_with): a closure
+/// `Fn(attempt, delay, &ctx)`.
+#[derive(Clone, Copy)]
+pub struct WithContext<F>(F);
+
+impl<F> fmt::Debug for WithContext<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithContext").finish_non_exhaustive()
+    }
+}
+
+impl<C, F: Fn(u32, Duration, &C)> OnRetryWith<C> for WithContext<F> {
+    #[inline]
+    fn on_retry(&self, attempt: u32, delay: Duration, ctx: &C) {
+        (self.0)(attempt, delay, ctx)
+    }
+}
+
 /// The [`stop_if`](Retry::stop_if) predicate: implemented for `()` (never
 /// stop early) and for closures `Fn(&C) -> bool`.
 pub trait StopIf<C> {
@@ -330,6 +370,48 @@ impl<A, K, H, S> Retry<A, K, H, S> {
         }
     }
 
+    /// As [`on_retry`](Self::on_retry), with the failed attempt's context:
+    /// `hook(attempt, delay, &ctx)`, called before that context is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use std::sync::Mutex;
+    /// use kompoz_core::{transform, ClockExt, Combinator, ManualClock};
+    ///
+    /// #[derive(Clone, Debug)]
+    /// struct Req { id: u32, status: u16 }
+    ///
+    /// let clock = ManualClock::new();
+    /// let seen = Mutex::new(Vec::new());
+    /// let call = transform(async |mut r: Req| { r.status = 503; r }) >> kompoz_core::rule(async |r: &Req| r.status == 200);
+    /// let retried = clock
+    ///     .retry(call, 3)?
+    ///     .fixed(Duration::from_millis(10))
+    ///     .on_retry_with(|attempt, _delay, r: &Req| seen.lock().unwrap().push((attempt, r.id, r.status)));
+    /// let (ok, _) = clock.block_on(retried.run(Req { id: 7, status: 0 }));
+    /// assert!(!ok);
+    /// assert_eq!(*seen.lock().unwrap(), [(1, 7, 503), (2, 7, 503)]);
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    pub fn on_retry_with<C, F>(self, hook: F) -> Retry<A, K, WithContext<F>, S>
+    where
+        A: Combinator<C>,
+        F: Fn(u32, Duration, &C),
+    {
+        Retry {
+            inner: self.inner,
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            jitter: self.jitter,
+            rng: self.rng,
+            clock: self.clock,
+            on_retry: WithContext(hook),
+            stop_if: self.stop_if,
+        }
+    }
+
     /// Stops retrying after a failed attempt whose context makes `stop`
     /// return `true` (a permanent error, say); that attempt's `(false, ctx)`
     /// is the result. Only failed attempts are checked: a pass ends the
@@ -359,7 +441,7 @@ impl<A, K, H, S> Retry<A, K, H, S> {
     crate::combinator::inner_access!(A, "retried");
 }
 
-impl<A, K: Clock, H: OnRetry, S> Retry<A, K, H, S> {
+impl<A, K: Clock, H, S> Retry<A, K, H, S> {
     /// Runs with retries and reports how many attempts ran (kompoz's
     /// `run_with_info`).
     ///
@@ -379,6 +461,7 @@ impl<A, K: Clock, H: OnRetry, S> Retry<A, K, H, S> {
         C: Clone,
         A: Combinator<C>,
         S: StopIf<C>,
+        H: OnRetryWith<C>,
     {
         let mut attempt = 1;
         let mut delays = self.backoff.delays();
@@ -402,9 +485,10 @@ impl<A, K: Clock, H: OnRetry, S> Retry<A, K, H, S> {
                     stopped_early: !ok,
                 };
             }
-            drop(out);
             let wait = self.jitter.apply(delays.current(), &self.rng);
-            self.on_retry.on_retry(attempt, Duration::from_nanos(wait));
+            self.on_retry
+                .on_retry(attempt, Duration::from_nanos(wait), &out);
+            drop(out);
             if wait > 0 {
                 self.clock.sleep(Duration::from_nanos(wait)).await;
             }
@@ -419,7 +503,7 @@ where
     C: Clone,
     A: Combinator<C>,
     K: Clock,
-    H: OnRetry,
+    H: OnRetryWith<C>,
     S: StopIf<C>,
 {
     async fn run(&self, ctx: C) -> (bool, C) {

@@ -47,3 +47,31 @@ fn chains_of_100_compile_and_keep_their_semantics() {
         assert!(!then100.run(0).await.0);
     });
 }
+
+#[test]
+fn a_policy_call_is_no_larger_than_the_same_stack_in_the_algebra() {
+    use core::time::Duration;
+    use kompoz_core::{ClockExt, ManualClock};
+
+    let clock = ManualClock::new();
+    let breaker = clock.shared_breaker().build().unwrap();
+    let d = Duration::from_millis(10);
+    let policy = clock
+        .policy()
+        .limit_to(4)
+        .unwrap()
+        .wait_at_most(d)
+        .retry(3)
+        .unwrap()
+        .fixed(d)
+        .breaker(&breaker)
+        .timeout(d)
+        .unwrap();
+    let call = std::mem::size_of_val(&policy.call(|| async { Ok::<u64, ()>(1) }));
+    let timed = clock.with_timeout(rule(async |n: &u64| *n > 0), d).unwrap();
+    let retried = clock.retry(breaker.guard(timed), 3).unwrap().fixed(d);
+    let algebra = clock.limited(retried, 4).unwrap().wait_at_most(d);
+    let run = std::mem::size_of_val(&algebra.run(1));
+    println!("future size, limit ∘ retry ∘ breaker ∘ timeout: call {call} B, algebra {run} B");
+    assert!(call <= run + run / 2, "call {call} B, algebra {run} B");
+}

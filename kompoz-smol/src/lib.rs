@@ -82,7 +82,7 @@ impl Clock for SmolClock {
 /// combinator types and the rest of the API are at this crate's root.
 pub mod prelude {
     pub use crate::{
-        SmolClock, circuit_breaker, limited, limited_named, limited_named_in, rate_limited,
+        SmolClock, circuit_breaker, limited, limited_named, limited_named_in, policy, rate_limited,
         rate_limited_named, rate_limited_named_in, retry, shared_breaker, with_timeout,
     };
     pub use kompoz_core::prelude::*;
@@ -171,6 +171,14 @@ pub fn circuit_breaker<I>(inner: I) -> CircuitBreakerBuilder<I, SmolClock> {
 /// `.build()?`. See [`ClockExt::shared_breaker`].
 pub fn shared_breaker() -> BreakerBuilder<SmolClock> {
     SmolClock.shared_breaker()
+}
+
+/// An empty call [`Policy`] on [`SmolClock`]: add layers
+/// outermost first, then `policy.call(|| fetch(url)).await` returns
+/// `Result<T, Error<E>>`. See the [`call`] module and
+/// [`ClockExt::policy`].
+pub fn policy() -> Policy<SmolClock> {
+    SmolClock.policy()
 }
 
 /// Retries `inner` up to `max_attempts` runs in all while it fails

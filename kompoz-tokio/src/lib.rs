@@ -32,9 +32,9 @@
 //! ```
 
 //!
-//! The project's README follows: the reference guide's examples (timeout,
-//! concurrency limit, shared pools, circuit breaker) in Rust, run as this
-//! crate's doctests.
+//! The project's README follows: the call API's first example, then the
+//! reference guide's examples (timeout, concurrency limit, shared pools,
+//! circuit breaker) in Rust, run as this crate's doctests.
 //!
 #![doc = include_str!("../../README.md")]
 #![doc(test(attr(deny(warnings))))]
@@ -82,8 +82,9 @@ impl Clock for TokioClock {
 /// combinator types and the rest of the API are at this crate's root.
 pub mod prelude {
     pub use crate::{
-        TokioClock, circuit_breaker, limited, limited_named, limited_named_in, rate_limited,
-        rate_limited_named, rate_limited_named_in, retry, shared_breaker, with_timeout,
+        TokioClock, circuit_breaker, limited, limited_named, limited_named_in, policy,
+        rate_limited, rate_limited_named, rate_limited_named_in, retry, shared_breaker,
+        with_timeout,
     };
     pub use kompoz_core::prelude::*;
 }
@@ -171,6 +172,14 @@ pub fn circuit_breaker<I>(inner: I) -> CircuitBreakerBuilder<I, TokioClock> {
 /// `.build()?`. See [`ClockExt::shared_breaker`].
 pub fn shared_breaker() -> BreakerBuilder<TokioClock> {
     TokioClock.shared_breaker()
+}
+
+/// An empty call [`Policy`] on [`TokioClock`]: add layers
+/// outermost first, then `policy.call(|| fetch(url)).await` returns
+/// `Result<T, Error<E>>`. See the [`call`] module and
+/// [`ClockExt::policy`].
+pub fn policy() -> Policy<TokioClock> {
+    TokioClock.policy()
 }
 
 /// Retries `inner` up to `max_attempts` runs in all while it fails

@@ -278,7 +278,26 @@ impl<K: Clock> Probe<K> {
     pub fn stats(&self) -> Arc<ProbeStats> {
         Arc::clone(&self.stats)
     }
+
+    /// One attempt of the probe as the call API's operation
+    /// (`policy.call(|| probe.attempt())`): the same script, ending in
+    /// `Ok(())` or `Err(ProbeFailed)`. A script's `PanicInRun` panics in
+    /// the closure, before a future exists.
+    pub fn attempt(&self) -> impl Future<Output = Result<(), ProbeFailed>> + use<'_, K> {
+        let run = self.run(());
+        async move {
+            match run.await {
+                (true, ()) => Ok(()),
+                (false, ()) => Err(ProbeFailed),
+            }
+        }
+    }
 }
+
+/// The error of a [`Probe`]'s failed [`attempt`](Probe::attempt): neither
+/// `Clone` nor `Copy`, as a user's error need not be.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProbeFailed;
 
 impl<K> fmt::Debug for Probe<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

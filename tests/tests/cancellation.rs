@@ -17,7 +17,9 @@ use kompoz_core::{
     Backoff, Breaker, CircuitState, Clock, ClockExt, Combinator, LimitMode, ManualClock, RateLimit,
     Registry, parallel_and, parallel_or, rule,
 };
-use kompoz_tests::sweep::{End, Probe, ProbeStats, Script, SweepReport, panics, sweep};
+use kompoz_tests::sweep::{
+    End, Probe, ProbeFailed, ProbeStats, Script, SweepReport, panics, sweep,
+};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -912,4 +914,238 @@ fn permit_record_with_a_panicking_listener_frees_its_slot_once() {
         drop(holder);
         assert_eq!(breaker.stats().half_open_in_flight, 0);
     }
+}
+
+// ----------------------------------------------------------------- call API
+
+/// The call API's recommended stack, limit ∘ retry ∘ breaker ∘ timeout,
+/// over a pool of one and the probe as the operation: two calls at once,
+/// dropped at every point. Attempts fail twice, then pass; some time out.
+#[test]
+fn call_policy_limit_retry_breaker_timeout() {
+    let r = sweep(
+        || {
+            let clock = ManualClock::new();
+            // A threshold no run reaches: every layer's await points are swept.
+            let breaker = clock
+                .shared_breaker()
+                .failure_threshold(10)
+                .build()
+                .unwrap();
+            let p = Probe::new(clock.clone(), |i| match i % 4 {
+                0 | 1 => Script::new(1, 2 * MS, End::Fail),
+                2 => Script::new(1, 40 * MS, End::Pass), // times out
+                _ => Script::new(2, MS, End::Pass),
+            });
+            let stats = p.stats();
+            let pool = Arc::new(kompoz_core::Semaphore::new(1).unwrap());
+            let policy = Arc::new(
+                clock
+                    .policy()
+                    .limit(&pool)
+                    .retry(4)
+                    .unwrap()
+                    .fixed(MS)
+                    .breaker(&breaker)
+                    .timeout(20 * MS)
+                    .unwrap(),
+            );
+            let fut = async move {
+                let call = || policy.call(|| p.attempt());
+                join(call(), call()).await
+            };
+            (clock.clone(), (clock, stats, pool, breaker), fut)
+        },
+        |(clock, stats, pool, breaker), _| {
+            quiet(clock, stats);
+            assert_eq!((pool.available(), pool.waiting()), (1, 0));
+            let s = breaker.stats();
+            // Finished attempts are counted once, a timed-out one as a
+            // failure; one dropped with its call is not counted.
+            assert_eq!(s.success_count as usize, stats.passed());
+            let failures = s.failure_count as usize;
+            assert!(
+                stats.failed() <= failures && failures <= stats.failed() + stats.cancelled(),
+                "{s:?}"
+            );
+            assert_eq!(s.state, CircuitState::Closed);
+        },
+    );
+    report("call: limit ∘ retry ∘ breaker ∘ timeout", r);
+}
+
+/// A breaker taken through every state by one policy's calls.
+#[test]
+fn call_breaker_through_every_state() {
+    let r = sweep(
+        || {
+            let clock = ManualClock::new();
+            let (breaker, p) = guarded(&clock, 1, |i| {
+                Script::new(1, 2 * MS, if i < 2 { End::Fail } else { End::Pass })
+            });
+            let stats = p.stats();
+            let policy = clock.policy().breaker(&breaker);
+            let (c2, b2) = (clock.clone(), breaker.clone());
+            let fut = async move {
+                assert_eq!(
+                    policy.call(|| p.attempt()).await,
+                    Err(kompoz_core::Error::Inner(ProbeFailed))
+                );
+                assert!(policy.call(|| p.attempt()).await.is_err());
+                assert!(matches!(
+                    policy.call(|| p.attempt()).await,
+                    Err(kompoz_core::Error::CircuitOpen(_))
+                ));
+                c2.sleep(10 * MS).await;
+                assert_eq!(policy.call(|| p.attempt()).await, Ok(())); // the probe
+                assert_eq!(b2.state(), CircuitState::Closed);
+            };
+            (clock.clone(), (clock, stats, breaker), fut)
+        },
+        |(clock, stats, breaker), _| {
+            quiet(clock, stats);
+            breaker_not_stuck(clock, breaker);
+        },
+    );
+    report("call: breaker CLOSED -> OPEN -> HALF_OPEN -> CLOSED", r);
+}
+
+/// Three calls in HALF_OPEN with two probe slots, dropped at every point,
+/// through `Breaker::call`.
+#[test]
+fn call_breaker_half_open_probes() {
+    let r = sweep(
+        || {
+            let clock = ManualClock::new();
+            let (breaker, p) = guarded(&clock, 2, |i| {
+                Script::new(i % 3, MS, if i < 2 { End::Fail } else { End::Pass })
+            });
+            let stats = p.stats();
+            kompoz_tests::block_on_manual(&clock, async {
+                let _ = breaker.call(|| p.attempt()).await;
+                let _ = breaker.call(|| p.attempt()).await;
+            });
+            assert_eq!(breaker.state(), CircuitState::Open);
+            clock.advance(10 * MS);
+            let b2 = breaker.clone();
+            let fut = async move {
+                let call = || b2.call(|| p.attempt());
+                futures::future::join3(call(), call(), call()).await
+            };
+            (clock.clone(), (clock, stats, breaker), fut)
+        },
+        |(clock, stats, breaker), _| {
+            quiet(clock, stats);
+            breaker_not_stuck(clock, breaker);
+        },
+    );
+    report("call: breaker HALF_OPEN (2 probes, 3 callers)", r);
+}
+
+/// A pool's bounded wait, given up and got in, dropped at every point.
+#[test]
+fn call_limit_wait_at_most() {
+    for bound in [MS, 10 * MS] {
+        let r = sweep(
+            || {
+                let clock = ManualClock::new();
+                let p = probe(&clock, 5 * MS, End::Pass);
+                let stats = p.stats();
+                let pool = Arc::new(kompoz_core::Semaphore::new(1).unwrap());
+                let policy = clock.policy().limit(&pool).wait_at_most(bound);
+                let fut = async move {
+                    let call = || policy.call(|| p.attempt());
+                    join(call(), call()).await
+                };
+                (clock.clone(), (clock, stats, pool), fut)
+            },
+            |(clock, stats, pool), _| {
+                quiet(clock, stats);
+                assert_eq!((pool.available(), pool.waiting()), (1, 0));
+            },
+        );
+        report("call: limit wait_at_most", r);
+    }
+}
+
+/// The operation panics at every point of a HALF_OPEN probe inside the
+/// recommended stack: the permit and the probe slot come back, and the
+/// panic is the probe's failure.
+#[test]
+fn call_probe_panics_at_every_point() {
+    let scripts = Script::panics_at_every_point(2, MS);
+    for &script in &scripts {
+        let clock = ManualClock::new();
+        let (breaker, p) = guarded(
+            &clock,
+            1,
+            move |i| if i < 2 { Script::FAIL } else { script },
+        );
+        let stats = p.stats();
+        let pool = Arc::new(kompoz_core::Semaphore::new(1).unwrap());
+        let policy = clock
+            .policy()
+            .limit(&pool)
+            .retry(3)
+            .unwrap()
+            .breaker(&breaker)
+            .timeout(20 * MS)
+            .unwrap();
+        // Two failed attempts open the breaker; the third is refused.
+        let refused = kompoz_tests::block_on_manual(&clock, policy.call(|| p.attempt()));
+        assert!(
+            matches!(refused, Err(kompoz_core::Error::CircuitOpen(_))),
+            "{refused:?}"
+        );
+        clock.advance(10 * MS);
+        assert!(panics(&clock, policy.call(|| p.attempt())), "{script:?}");
+        quiet(&clock, &stats);
+        assert_eq!((pool.available(), pool.waiting()), (1, 0), "{script:?}");
+        let s = breaker.stats();
+        assert_eq!(
+            (s.state, s.half_open_in_flight),
+            (CircuitState::Open, 0),
+            "{script:?}"
+        );
+        assert_eq!(s.failure_count, 3, "the probe's panic is its failure");
+    }
+    report_panics(
+        "call: limit ∘ retry ∘ breaker ∘ timeout (HALF_OPEN probe)",
+        scripts.len(),
+    );
+}
+
+/// Three calls through a rate limit of one per 10 ms (they wait for their
+/// slots), dropped at every point: nothing waits on, and the budget is
+/// spent by at most the calls' own slots.
+#[test]
+fn call_rate_limit_waits() {
+    let r = sweep(
+        || {
+            let clock = ManualClock::new();
+            let p = probe(&clock, MS, End::Pass);
+            let stats = p.stats();
+            let limiter = clock.rate_limiter(RateLimit::new(1, 10 * MS).unwrap());
+            let policy = clock.policy().rate_limit(&limiter);
+            let fut = async move {
+                let call = || policy.call(|| p.attempt());
+                futures::future::join3(call(), call(), call()).await
+            };
+            (clock.clone(), (clock, stats, limiter), fut)
+        },
+        |(clock, stats, limiter), _| {
+            quiet(clock, stats);
+            // At most the three calls' slots are spent (a dropped waiter's
+            // slot is given back unless a later one was reserved after it),
+            // and the budget still admits calls.
+            let next = match limiter.check() {
+                Ok(()) => clock.now(),
+                Err(refused) => refused.retry_at(),
+            };
+            assert!(next.as_duration() <= 30 * MS, "next slot at {next:?}");
+            clock.advance(30 * MS);
+            assert!(limiter.check().is_ok());
+        },
+    );
+    report("call: rate limit waits", r);
 }

@@ -1,0 +1,140 @@
+//! The call API under `ManualClock` (and Miri): refusals retried on request
+//! wait until they may pass, configuration errors name their parameter,
+//! and the layers print.
+
+use core::time::Duration;
+use std::sync::Mutex;
+
+use kompoz_core::call::Error;
+use kompoz_core::{CircuitState, Clock, ClockExt, ConfigError, ManualClock, RateLimit, Registry};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn a_refusal_retried_on_request_waits_until_it_may_pass() {
+    let clock = ManualClock::new();
+    let breaker = clock
+        .shared_breaker()
+        .failure_threshold(1)
+        .recovery_timeout(ms(100))
+        .build()
+        .unwrap();
+    let delays = Mutex::new(Vec::new());
+    let policy = clock
+        .policy()
+        .retry(3)
+        .unwrap()
+        .fixed(ms(1))
+        .retry_error_if(|_: &Error<&str>| true)
+        .on_retry(|attempt, delay, error: &Error<&str>| {
+            delays
+                .lock()
+                .unwrap()
+                .push((attempt, delay, error.is_refusal()));
+        })
+        .breaker(&breaker);
+    let mut attempt = 0;
+    let out = clock.block_on(policy.call(|| {
+        attempt += 1;
+        let first = attempt == 1;
+        async move { if first { Err("down") } else { Ok(attempt) } }
+    }));
+    // Attempt 1 failed and opened the breaker; attempt 2 was refused and
+    // waited for the recovery; attempt 3 was the probe, and passed.
+    assert_eq!(
+        out.unwrap(),
+        2,
+        "the refused attempt never ran the operation"
+    );
+    assert_eq!(
+        *delays.lock().unwrap(),
+        [(1, ms(1), false), (2, ms(99), true)]
+    );
+    assert_eq!(clock.now().as_duration(), ms(100));
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}
+
+#[test]
+fn a_rate_limit_refusal_retried_on_request_waits_for_the_next_slot() {
+    let clock = ManualClock::new();
+    let policy = clock
+        .policy()
+        .retry(2)
+        .unwrap()
+        .retry_error_if(|e: &Error<()>| matches!(e, Error::RateLimited(_)))
+        .rate_limit_to(RateLimit::new(1, ms(250)).unwrap())
+        .reject_when_full();
+    assert!(
+        clock
+            .block_on(policy.call(|| async { Ok::<_, ()>(()) }))
+            .is_ok()
+    );
+    assert!(
+        clock
+            .block_on(policy.call(|| async { Ok::<_, ()>(()) }))
+            .is_ok()
+    );
+    assert_eq!(clock.now().as_duration(), ms(250));
+}
+
+#[test]
+fn bad_settings_name_their_parameter_and_value() {
+    let clock = ManualClock::new();
+    let err = clock.policy().timeout(Duration::ZERO).unwrap_err();
+    assert_eq!(err.parameter(), "timeout");
+    assert!(err.to_string().contains("0ns"), "{err}");
+    let err = clock.policy().retry(0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid `max_attempts`: 0 (expected at least 1)"
+    );
+    let err = clock.policy().limit_to(0).unwrap_err();
+    assert_eq!(err.parameter(), "max_concurrent");
+    let registry = Registry::new();
+    // The registry keeps a name while a pool of that name is in use.
+    let _first = clock.policy().limit_named_in(4, "api", &registry).unwrap();
+    let err = clock
+        .policy()
+        .limit_named_in(5, "api", &registry)
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::NameConflict { .. }), "{err}");
+}
+
+#[test]
+fn a_policy_prints_its_layers() {
+    let clock = ManualClock::new();
+    let breaker = clock.shared_breaker().build().unwrap();
+    let policy = clock
+        .policy()
+        .limit_to(2)
+        .unwrap()
+        .retry(3)
+        .unwrap()
+        .breaker(&breaker)
+        .timeout(ms(5))
+        .unwrap();
+    let printed = format!("{policy:?}");
+    for layer in ["LimitLayer", "RetryLayer", "BreakerLayer", "TimeoutLayer"] {
+        assert!(printed.contains(layer), "{printed}");
+    }
+    assert_eq!(policy.layers().inner().duration(), ms(5));
+    assert_eq!(
+        policy.layers().outer().inner().breaker().state(),
+        CircuitState::Closed
+    );
+}
+
+#[test]
+fn an_empty_policy_calls_once() {
+    let clock = ManualClock::new();
+    let policy = clock.policy();
+    let mut calls = 0;
+    let out = clock.block_on(policy.call(|| {
+        calls += 1;
+        async { Err::<(), _>("no") }
+    }));
+    assert!(matches!(out, Err(Error::Inner("no"))));
+    assert_eq!(calls, 1);
+}
