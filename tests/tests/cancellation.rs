@@ -1068,53 +1068,6 @@ fn call_limit_wait_at_most() {
     }
 }
 
-/// The operation panics at every point of a HALF_OPEN probe inside the
-/// recommended stack: the permit and the probe slot come back, and the
-/// panic is the probe's failure.
-#[test]
-fn call_probe_panics_at_every_point() {
-    let scripts = Script::panics_at_every_point(2, MS);
-    for &script in &scripts {
-        let clock = ManualClock::new();
-        let (breaker, p) = guarded(
-            &clock,
-            1,
-            move |i| if i < 2 { Script::FAIL } else { script },
-        );
-        let stats = p.stats();
-        let pool = Arc::new(kompoz_core::Semaphore::new(1).unwrap());
-        let policy = clock
-            .policy()
-            .limit(&pool)
-            .retry(3)
-            .unwrap()
-            .breaker(&breaker)
-            .timeout(20 * MS)
-            .unwrap();
-        // Two failed attempts open the breaker; the third is refused.
-        let refused = kompoz_tests::block_on_manual(&clock, policy.call(|| p.attempt()));
-        assert!(
-            matches!(refused, Err(kompoz_core::Error::CircuitOpen(_))),
-            "{refused:?}"
-        );
-        clock.advance(10 * MS);
-        assert!(panics(&clock, policy.call(|| p.attempt())), "{script:?}");
-        quiet(&clock, &stats);
-        assert_eq!((pool.available(), pool.waiting()), (1, 0), "{script:?}");
-        let s = breaker.stats();
-        assert_eq!(
-            (s.state, s.half_open_in_flight),
-            (CircuitState::Open, 0),
-            "{script:?}"
-        );
-        assert_eq!(s.failure_count, 3, "the probe's panic is its failure");
-    }
-    report_panics(
-        "call: limit ∘ retry ∘ breaker ∘ timeout (HALF_OPEN probe)",
-        scripts.len(),
-    );
-}
-
 /// Three calls through a rate limit of one per 10 ms (they wait for their
 /// slots), dropped at every point: nothing waits on, and the budget is
 /// spent by at most the calls' own slots.
