@@ -9,13 +9,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
+mod support;
+use support::ms;
+
 use kompoz_core::{
     Backoff, Clock, Combinator, ConfigError, Instant, Jitter, ManualClock, Retry, rule, transform,
 };
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 /// An inner combinator that records when each attempt starts and passes on
 /// attempt `pass_on` (counted from 1; 0 = never).

@@ -20,11 +20,8 @@ use kompoz_core::circuit_breaker::BreakerOutcome;
 use kompoz_core::{
     Breaker, CircuitState, Clock, ClockExt, Combinator, RateLimit, Semaphore, SendClock, rule,
 };
+use kompoz_tests::support::ms;
 use kompoz_tests::sweep::{SCRIPTED, YieldNow, quiet_scripted_panics};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 fn breaker<K: Clock>(clock: &K, threshold: u32) -> Breaker<K> {
     clock
