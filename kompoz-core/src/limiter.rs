@@ -1,6 +1,7 @@
 //! Concurrency limits: [`Limited`] over a fair [`Semaphore`], with pools
 //! shared by name through a [`Registry`].
 
+use crate::observe::Event;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -155,11 +156,15 @@ impl<A, K: Clock> Limited<A, K> {
     }
 
     fn from_pool(inner: A, pool: Arc<Semaphore>, name: Option<String>, clock: K) -> Self {
+        let mut admission = Admission::default();
+        if let Some(name) = &name {
+            admission.observer_mut().set_name(name);
+        }
         Limited {
             inner,
             pool,
             name,
-            admission: Admission::default(),
+            admission,
             clock,
         }
     }
@@ -258,14 +263,34 @@ impl<A, K: Clock> Limited<A, K> {
         // a call that must wait with a bound pays for that allocation.
         let permit = match self.pool.try_acquire() {
             Some(permit) => Some(permit),
-            None => match self.admission.mode() {
-                LimitMode::Reject => None,
-                LimitMode::Wait => Some(self.pool.acquire().await),
-                LimitMode::WaitAtMost(bound) => Box::pin(self.acquire_within(bound)).await,
-            },
+            None => {
+                // The clock is read around the wait only when someone listens.
+                let since = self
+                    .admission
+                    .observer()
+                    .listening()
+                    .then(|| self.clock.now());
+                let permit = match self.admission.mode() {
+                    LimitMode::Reject => None,
+                    LimitMode::Wait => Some(self.pool.acquire().await),
+                    LimitMode::WaitAtMost(bound) => Box::pin(self.acquire_within(bound)).await,
+                };
+                if let (Some(_), Some(since)) = (&permit, since) {
+                    let waited = self.clock.now().duration_since(since);
+                    self.admission
+                        .observer()
+                        .emit(|| Event::PoolWaited { waited });
+                }
+                permit
+            }
         };
         let Some(permit) = permit else {
-            self.admission.reject();
+            self.admission.reject(|| Event::PoolRefused {
+                waited: match self.admission.mode() {
+                    LimitMode::WaitAtMost(bound) => bound,
+                    _ => Duration::ZERO,
+                },
+            });
             return (LimitOutcome::Rejected, ctx);
         };
         // Held across the inner call; dropped on completion, on

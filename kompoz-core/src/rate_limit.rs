@@ -2,6 +2,7 @@
 //! a [`RateLimiter`] budget that can be shared by handle or by name through a
 //! [`Registry`].
 
+use crate::observe::Event;
 use core::fmt;
 use core::time::Duration;
 
@@ -303,10 +304,14 @@ impl<A, K: Clock> RateLimited<A, K> {
 
 impl<A, K> RateLimited<A, K> {
     pub(crate) fn from_limiter(inner: A, limiter: RateLimiter<K>) -> Self {
+        let mut admission = Admission::default();
+        if let Some(name) = limiter.name() {
+            admission.observer_mut().set_name(name);
+        }
         RateLimited {
             inner,
             limiter,
-            admission: Admission::default(),
+            admission,
         }
     }
 }
@@ -356,14 +361,23 @@ impl<A, K: Clock> RateLimited<A, K> {
         A: Combinator<C>,
     {
         let max_wait = self.admission.max_wait_nanos();
-        let Ok(reservation) = self.limiter.reserve_nanos(max_wait) else {
-            self.admission.reject();
-            return (LimitOutcome::Rejected, ctx);
+        let reservation = match self.limiter.reserve_nanos(max_wait) {
+            Ok(reservation) => reservation,
+            Err(refused) => {
+                self.admission.reject(|| Event::RateRefused {
+                    retry_at: refused.retry_at(),
+                });
+                return (LimitOutcome::Rejected, ctx);
+            }
         };
-        if reservation.wait_nanos() > 0 {
+        let waited = reservation.wait_nanos();
+        if waited > 0 {
             // Dropped while waiting (the call was cancelled), the
             // reservation gives its slot back where it can.
             reservation.wait().await;
+            self.admission.observer().emit(|| Event::RateWaited {
+                waited: Duration::from_nanos(waited),
+            });
         } else {
             reservation.commit();
         }

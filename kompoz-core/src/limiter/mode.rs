@@ -7,6 +7,7 @@ use core::time::Duration;
 
 #[cfg(doc)]
 use crate::Limited;
+use crate::observe::{Event, Observer};
 use crate::sync::{AtomicU64, Ordering};
 
 /// What a [`Limited`] does with a call when its pool is full (the bulkhead
@@ -76,6 +77,8 @@ pub(crate) struct Admission {
     /// word instead of matching the mode.
     max_wait_nanos: u64,
     rejected: AtomicU64,
+    /// The name and subscriber the refusals and waits are reported to.
+    observer: Observer,
 }
 
 impl Default for Admission {
@@ -84,6 +87,7 @@ impl Default for Admission {
             mode: LimitMode::Wait,
             max_wait_nanos: LimitMode::Wait.max_wait_nanos(),
             rejected: AtomicU64::new(0),
+            observer: Observer::new(),
         }
     }
 }
@@ -111,10 +115,21 @@ impl Admission {
         self.rejected.load(Ordering::Relaxed)
     }
 
-    /// Counts one refused call.
+    /// Counts one refused call and reports the event `make` builds.
     #[inline]
-    pub(crate) fn reject(&self) {
+    pub(crate) fn reject(&self, make: impl FnOnce() -> Event) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.observer.emit(make);
+    }
+
+    /// Where waits are reported.
+    #[inline]
+    pub(crate) fn observer(&self) -> &Observer {
+        &self.observer
+    }
+
+    pub(crate) fn observer_mut(&mut self) -> &mut Observer {
+        &mut self.observer
     }
 }
 
@@ -153,6 +168,24 @@ macro_rules! admission_methods {
         $(#[$rejected])*
         pub fn rejected(&self) -> u64 {
             self.admission.rejected()
+        }
+
+        /// Names this limiter in its events, `tracing` events and metrics
+        /// (see [`observe`](crate::observe)). One built by name already
+        /// reports under that name (what [`name`](Self::name) returns).
+        pub fn report_as(mut self, name: &str) -> Self {
+            self.admission.observer_mut().set_name(name);
+            self
+        }
+
+        /// Calls `subscriber(name, &event)` for each refusal and each wait
+        /// (see [`Event`](crate::observe::Event)).
+        pub fn on_event<F>(mut self, subscriber: F) -> Self
+        where
+            F: Fn(&str, &$crate::observe::Event) + Send + Sync + 'static,
+        {
+            self.admission.observer_mut().set_subscriber(subscriber);
+            self
         }
     };
 }
