@@ -27,6 +27,7 @@
 //! | breaker (`kompoz::breaker`) | [`Breaker`](Event::Breaker)`(`[`StateChange`](BreakerEvent::StateChange)`)` | the circuit moved | INFO |
 //! | breaker | `Breaker(Rejected)` | a call was refused | DEBUG |
 //! | breaker | `Breaker(SlowCall)` | a call took at least the slow-call threshold | DEBUG |
+//! | breaker | `Breaker(Stale)` | a result was ignored: the state it was admitted in had ended | DEBUG |
 //! | breaker | `Breaker(Success)`, `Breaker(Failure)` | a call's outcome, with its duration | TRACE |
 //!
 //! Levels: a state change is what an operator wants in the log by default
@@ -40,7 +41,7 @@
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
-//! | `kompoz_calls_total` | counter | `layer`, `name`, `outcome` | calls that met this outcome at this layer: `outcome` is the event's [`kind`](Event::kind) (`timed_out`, `waited`, `refused`, `retried`, `success`, `failure`, `slow`, `rejected`) |
+//! | `kompoz_calls_total` | counter | `layer`, `name`, `outcome` | calls that met this outcome at this layer: `outcome` is the event's [`kind`](Event::kind) (`timed_out`, `waited`, `refused`, `retried`, `success`, `failure`, `slow`, `rejected`, `stale`) |
 //! | `kompoz_breaker_transitions_total` | counter | `name`, `to` | state changes of the breaker, by the state entered |
 //! | `kompoz_breaker_state` | gauge | `name` | the breaker's state: 0 closed, 1 half-open, 2 open |
 //! | `kompoz_wait_seconds` | histogram | `layer`, `name` | how long a call waited for a permit or a rate slot |
@@ -181,7 +182,7 @@ impl Event {
 
     /// A word for the event: the `outcome` label of `kompoz_calls_total`
     /// (`timed_out`, `waited`, `refused`, `retried`, `success`, `failure`,
-    /// `slow`, `rejected`, `state_change`).
+    /// `slow`, `rejected`, `stale`, `state_change`).
     pub const fn kind(&self) -> &'static str {
         match self {
             Event::TimedOut { .. } => "timed_out",
@@ -194,6 +195,7 @@ impl Event {
                 BreakerEvent::SlowCall { .. } => "slow",
                 BreakerEvent::Rejected { .. } => "rejected",
                 BreakerEvent::StateChange { .. } => "state_change",
+                BreakerEvent::Stale => "stale",
             },
         }
     }
@@ -221,6 +223,7 @@ impl fmt::Display for Event {
                 BreakerEvent::SlowCall { elapsed } => write!(f, "slow call: {elapsed:?}"),
                 BreakerEvent::Rejected { state } => write!(f, "rejected ({state:?})"),
                 BreakerEvent::StateChange { from, to } => write!(f, "{from:?} -> {to:?}"),
+                BreakerEvent::Stale => f.write_str("stale result ignored"),
             },
         }
     }
@@ -325,7 +328,8 @@ impl fmt::Debug for Observer {
 /// [`Event::Breaker`] under `name`: to `tracing` and `metrics` when the
 /// features are on, and to `then` (use `|_, _| {}` for nothing more).
 ///
-/// A breaker built with `.name(..)` installs this itself.
+/// A breaker built with `.name(..)` reports this way by itself when a
+/// feature is on.
 ///
 /// # Examples
 ///
@@ -347,6 +351,23 @@ where
     observer.set_name(name);
     observer.set_subscriber(then);
     move |event: &BreakerEvent| observer.deliver(&Event::Breaker(event.clone()))
+}
+
+/// What a breaker built with `.name(name)` reports through when a feature
+/// is on: the features, then the user's own `on_event` subscriber.
+#[cfg_attr(not(any(feature = "tracing", feature = "metrics")), allow(dead_code))]
+pub(crate) fn named_breaker_events(
+    name: &str,
+    then: Option<alloc::boxed::Box<dyn Fn(&BreakerEvent) + Send + Sync>>,
+) -> alloc::boxed::Box<dyn Fn(&BreakerEvent) + Send + Sync> {
+    let mut observer = Observer::new();
+    observer.set_name(name);
+    alloc::boxed::Box::new(move |event: &BreakerEvent| {
+        observer.deliver(&Event::Breaker(event.clone()));
+        if let Some(then) = &then {
+            then(event);
+        }
+    })
 }
 
 /// The `kompoz_breaker_state` gauge's value for `state`: 0 closed, 1

@@ -412,3 +412,123 @@ fn the_algebras_timeout_and_retry_report_by_name() {
         ]
     );
 }
+
+#[test]
+fn a_named_breaker_reports_by_itself_and_a_stale_result_is_counted_and_reported() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let stats = tracing::subscriber::with_default(subscriber, || {
+        metrics::with_local_recorder(&recorder, || {
+            let clock = ManualClock::new();
+            let log = Arc::clone(&heard);
+            let breaker = clock
+                .shared_breaker()
+                .name("ledger")
+                .on_event(move |e: &BreakerEvent| log.lock().unwrap().push(e.clone()))
+                .build()
+                .unwrap();
+            let policy = clock.policy().breaker(&breaker);
+            // A slow call admitted before a reset ends after it: ignored.
+            let slow = policy.call(|| {
+                let sleep = clock.sleep(Duration::from_secs(1));
+                async move {
+                    sleep.await;
+                    Err::<(), _>("late")
+                }
+            });
+            let reset = {
+                let sleep = clock.sleep(Duration::from_millis(10));
+                let breaker = breaker.clone();
+                async move {
+                    sleep.await;
+                    breaker.reset();
+                }
+            };
+            let (out, ()) = clock.block_on(join(slow, reset));
+            assert!(matches!(out, Err(Error::Inner("late"))));
+            breaker.stats()
+        })
+    });
+    assert_eq!((stats.stale_count, stats.failure_count), (1, 0));
+    assert_eq!(
+        stats.to_string(),
+        "closed: 0 succeeded, 0 failed (0 in a row), 0 rejected, 0 slow, 1 stale"
+    );
+    assert_eq!(*heard.lock().unwrap(), vec![BreakerEvent::Stale]);
+    let captured = capture.0.lock().unwrap().clone();
+    assert_eq!(captured.len(), 1, "{captured:?}");
+    assert_eq!(
+        (
+            captured[0].target.as_str(),
+            captured[0].level,
+            captured[0].message.as_str(),
+            captured[0].name.as_str()
+        ),
+        (
+            "kompoz::breaker",
+            tracing::Level::DEBUG,
+            "stale result ignored",
+            "ledger"
+        )
+    );
+    let series: Vec<_> = snapshotter.snapshot().into_vec();
+    assert_eq!(series.len(), 1);
+    let (key, _, _, value) = &series[0];
+    assert_eq!(key.key().name(), "kompoz_calls_total");
+    assert!(
+        key.key()
+            .labels()
+            .any(|l| l.key() == "outcome" && l.value() == "stale")
+    );
+    assert!(matches!(value, DebugValue::Counter(1)));
+}
+
+#[test]
+fn the_algebras_pool_and_rate_limit_report_refusals_and_waits_by_name() {
+    let clock = ManualClock::new();
+    let registry = Registry::new();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&heard);
+    let hear = move |name: &str, e: &Event| log.lock().unwrap().push((name.to_owned(), e.clone()));
+    let pass = || kompoz_core::rule(async |_: &u32| true);
+    let pooled = clock
+        .limited_named_in(pass(), 1, "db", &registry)
+        .unwrap()
+        .wait_at_most(Duration::from_millis(20))
+        .on_event(hear.clone());
+    let pool = registry.existing_pool("db").unwrap();
+    let held = pool.try_acquire().unwrap();
+    assert!(!clock.block_on(kompoz_core::Combinator::run(&pooled, 1)).0);
+    let release = {
+        let sleep = clock.sleep(Duration::from_millis(5));
+        async move {
+            sleep.await;
+            drop(held);
+        }
+    };
+    let ((ok, _), ()) = clock.block_on(join(kompoz_core::Combinator::run(&pooled, 2), release));
+    assert!(ok);
+    let rated = clock
+        .rate_limited(pass(), RateLimit::per_second(1).unwrap())
+        .reject_when_full()
+        .report_as("search")
+        .on_event(hear);
+    assert!(clock.block_on(kompoz_core::Combinator::run(&rated, 3)).0);
+    assert!(!clock.block_on(kompoz_core::Combinator::run(&rated, 4)).0);
+    let heard = heard.lock().unwrap().clone();
+    let ms = Duration::from_millis;
+    assert_eq!(
+        heard[0],
+        ("db".to_owned(), Event::PoolRefused { waited: ms(20) })
+    );
+    assert_eq!(
+        heard[1],
+        ("db".to_owned(), Event::PoolWaited { waited: ms(5) })
+    );
+    assert_eq!(heard[2].0, "search");
+    assert!(matches!(heard[2].1, Event::RateRefused { .. }));
+    assert_eq!(heard.len(), 3);
+}

@@ -81,6 +81,12 @@ impl<I, K, P, H> CircuitBreakerBuilder<I, K, P, H> {
         self
     }
 
+    /// See [`BreakerBuilder::name`].
+    pub fn name(mut self, name: &str) -> Self {
+        self.config = self.config.name(name);
+        self
+    }
+
     /// See [`BreakerBuilder::on_event`].
     pub fn on_event<F>(mut self, subscriber: F) -> Self
     where

@@ -73,6 +73,10 @@ pub enum BreakerEvent {
         /// slot taken.
         state: CircuitState,
     },
+    /// A call admitted in a state that has since ended (a slow call that
+    /// began before a trip or a `reset()`) finished: its result is ignored
+    /// (counted only in `stale_count`).
+    Stale,
     /// The breaker moved from one state to another.
     StateChange {
         /// The state before.

@@ -63,6 +63,8 @@ pub(crate) struct Shared<K> {
     pub(super) failures: AtomicU64,
     pub(super) rejected: AtomicU64,
     pub(super) slow_calls: AtomicU64,
+    /// Results ignored because the state they were admitted in had ended.
+    pub(super) stale: AtomicU64,
     pub(super) last_failure: AtomicU64,
     pub(super) last_success: AtomicU64,
     /// Nanoseconds on `clock` at which the current OPEN period ends.
@@ -137,6 +139,7 @@ impl<K> Shared<K> {
             failures: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             slow_calls: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
             last_failure: AtomicU64::new(NEVER),
             last_success: AtomicU64::new(NEVER),
             open_until: AtomicU64::new(0),
@@ -393,6 +396,7 @@ impl<K: Clock> Shared<K> {
                     &self.failures,
                     &self.rejected,
                     &self.slow_calls,
+                    &self.stale,
                     &self.last_failure,
                     &self.last_success,
                 ] {

@@ -31,6 +31,8 @@ struct LazyNow<'a, K> {
 pub(crate) struct Pending {
     /// `(failure, slow, elapsed)` of an accepted outcome, if `on_event` listens.
     outcome: Option<(bool, bool, Duration)>,
+    /// The result was ignored as stale, and `on_event` listens.
+    stale: bool,
 }
 
 /// What recording an outcome did.
@@ -99,6 +101,9 @@ impl<K: Clock> Shared<K> {
                 caught.run(|| self.deliver_event(&BreakerEvent::SlowCall { elapsed }));
             }
         }
+        if pending.stale {
+            caught.run(|| self.deliver_event(&BreakerEvent::Stale));
+        }
         self.drain_listened();
         caught.resume();
     }
@@ -129,8 +134,13 @@ impl<K: Clock> Shared<K> {
         if let (Recorded::Counted, true) = (outcome, failure) {
             self.stamp_failure(&mut now);
         }
+        let stale = outcome == Recorded::Stale;
+        if stale {
+            self.stale.fetch_add(1, Ordering::Relaxed);
+        }
         Pending {
             outcome: now.told.map(|(failure, slow)| (failure, slow, now.elapsed)),
+            stale: stale && self.on_event.is_some(),
         }
     }
 

@@ -76,6 +76,10 @@ pub struct CircuitBreakerStats {
     /// Calls that took at least the slow-call threshold (zero without a
     /// slow-call policy).
     pub slow_call_count: u64,
+    /// Results ignored because the state they were admitted in had ended
+    /// (a slow call that began before a trip or a `reset()`); they are in
+    /// no other count.
+    pub stale_count: u64,
     /// Failures in a row in the current CLOSED period (what the default
     /// policy compares with `failure_threshold`). Counts up to 65535, the
     /// largest threshold; with only a rate policy it stays there.
@@ -150,6 +154,9 @@ impl fmt::Display for CircuitBreakerStats {
             self.rejected_count,
             self.slow_call_count,
         )?;
+        if self.stale_count > 0 {
+            write!(f, ", {} stale", self.stale_count)?;
+        }
         if self.state == CircuitState::HalfOpen {
             write!(
                 f,
@@ -286,6 +293,7 @@ impl<K: Clock> Shared<K> {
             success_count: self.successes.load(Ordering::Relaxed),
             rejected_count: self.rejected.load(Ordering::Relaxed),
             slow_call_count: self.slow_calls.load(Ordering::Relaxed),
+            stale_count: self.stale.load(Ordering::Relaxed),
             consecutive_failures,
             half_open_successes,
             half_open_in_flight,

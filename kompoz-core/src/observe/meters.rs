@@ -10,7 +10,7 @@ use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use super::{Event, state_value};
 use crate::circuit_breaker::{BreakerEvent, CircuitState};
 
-const OUTCOMES: usize = 9;
+const OUTCOMES: usize = 10;
 
 #[derive(Default)]
 pub(super) struct Meters {
@@ -32,7 +32,8 @@ fn slot(kind: &str) -> usize {
         "failure" => 5,
         "slow" => 6,
         "rejected" => 7,
-        _ => 8,
+        "stale" => 8,
+        _ => 9,
     }
 }
 

@@ -47,6 +47,9 @@ pub(super) fn event(name: &str, event: &Event) {
             BreakerEvent::Failure { elapsed } => {
                 ev!(target: "kompoz::breaker", Level::TRACE, name, elapsed = ?elapsed, "failure");
             }
+            BreakerEvent::Stale => {
+                ev!(target: "kompoz::breaker", Level::DEBUG, name, "stale result ignored");
+            }
         },
     }
 }
