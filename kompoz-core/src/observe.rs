@@ -353,13 +353,15 @@ where
     move |event: &BreakerEvent| observer.deliver(&Event::Breaker(event.clone()))
 }
 
+type BreakerSubscriber = dyn Fn(&BreakerEvent) + Send + Sync;
+
 /// What a breaker built with `.name(name)` reports through when a feature
 /// is on: the features, then the user's own `on_event` subscriber.
 #[cfg_attr(not(any(feature = "tracing", feature = "metrics")), allow(dead_code))]
 pub(crate) fn named_breaker_events(
     name: &str,
-    then: Option<alloc::boxed::Box<dyn Fn(&BreakerEvent) + Send + Sync>>,
-) -> alloc::boxed::Box<dyn Fn(&BreakerEvent) + Send + Sync> {
+    then: Option<alloc::boxed::Box<BreakerSubscriber>>,
+) -> alloc::boxed::Box<BreakerSubscriber> {
     let mut observer = Observer::new();
     observer.set_name(name);
     alloc::boxed::Box::new(move |event: &BreakerEvent| {
