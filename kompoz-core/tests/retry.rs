@@ -374,3 +374,33 @@ fn backoff_delay_follows_the_documented_rounding_and_cap() {
     assert_eq!(b.delay(0), b.delay(1));
     assert_eq!(b.delay(u32::MAX).as_nanos(), 10);
 }
+
+/// Clones of a jittered policy (one per client, say) must not retry in
+/// lock-step: each clone draws its own stream.
+#[test]
+fn cloned_jittered_policies_draw_their_own_delays() {
+    use std::sync::Mutex;
+
+    use kompoz_core::ClockExt;
+    use kompoz_core::call::Error;
+
+    let clock = ManualClock::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&log);
+    let policy = clock
+        .policy()
+        .retry(4)
+        .unwrap()
+        .backoff(Backoff::exponential(ms(100), 2.0, ms(10_000)).unwrap())
+        .jitter(Jitter::Full)
+        .on_retry(move |_, delay: Duration, _: &Error<()>| seen.lock().unwrap().push(delay));
+    let mut per_clone = Vec::new();
+    for clone in (0..3).map(|_| policy.clone()) {
+        log.lock().unwrap().clear();
+        let _ = clock.block_on(clone.call(|| async { Err::<(), ()>(()) }));
+        per_clone.push(log.lock().unwrap().clone());
+    }
+    assert_eq!(per_clone[0].len(), 3);
+    assert_ne!(per_clone[0], per_clone[1]);
+    assert_ne!(per_clone[1], per_clone[2]);
+}
