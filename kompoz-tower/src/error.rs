@@ -76,12 +76,22 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 ///
 /// When that error names a kompoz service (`Limit`, `Timeout`,
-/// `CircuitBreaker`, `RateLimit`, `Retry`) inside `HandleError`, the leaf's
-/// error type is almost always the cause: add `stack_error!(YourError)` or
-/// `.inner_error()` above the leaf. To get the compiler to say so, pass the
-/// kompoz part of the stack through [`check_stack`] before wrapping it in
-/// `HandleErrorLayer`: the error then points at the leaf error type with
-/// the hint above.
+/// `CircuitBreaker`, `RateLimit`, `Retry`) inside `HandleError`, check, in
+/// this order:
+///
+/// 1. the leaf's error type: add `stack_error!(YourError)` (in the crate
+///    that defines it) or `.inner_error()` above the leaf;
+/// 2. the handler's last argument: it must be the stack's `Error<E>`
+///    (`|err: Error<YourError>|`), not axum's usual `BoxError`;
+/// 3. under [`RetryLayer`](crate::RetryLayer) the request must be `Clone`
+///    (or the policy must clone it);
+/// 4. a classifier closure's argument type: `&Result<Response, Error<E>>`
+///    with the same `E` as the stack.
+///
+/// To get the compiler to say which, pass the kompoz part of the stack
+/// through [`check_stack`] before wrapping it in `HandleErrorLayer`: the
+/// error is then reported on the kompoz stack instead of on `HandleError`,
+/// and for case 1 it names the leaf error type with the hint above.
 ///
 /// ```compile_fail,E0277
 /// use axum::{error_handling::HandleErrorLayer, extract::Request, http::StatusCode, Router};
