@@ -80,6 +80,7 @@ mod breaker;
 mod connection;
 mod error;
 mod fallback;
+mod layer;
 mod pool;
 mod rate_limit;
 pub mod test_server;
@@ -91,6 +92,7 @@ pub use breaker::{
 pub use connection::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Redis, RedisBuilder};
 pub use error::SetupError;
 pub use fallback::{Fallback, RedisEvent};
+pub use layer::{SharedBreakerLayer, SharedLimitLayer, SharedPolicyExt, SharedRateLimitLayer};
 pub use pool::{
     DEFAULT_LEASE, DEFAULT_POLL_EVERY, SharedLimited, SharedPool, SharedPoolBuilder,
     SharedPoolPermit, SharedPoolStats,
