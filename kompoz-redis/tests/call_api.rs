@@ -347,6 +347,21 @@ async fn a_panic_in_the_operation_is_a_failure() {
     .await;
 }
 
+/// Waits until every command that the tasks of `redis`'s handles have
+/// sent so far has run on the server: lets the spawned tasks run, then
+/// sends one more command on the same connection (Redis runs one
+/// connection's commands in order). Without it, a check after a drop
+/// could read the state before a dropped call's grant reached the server.
+async fn settle(redis: &Redis) {
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+    }
+    SharedRateLimiter::builder(redis, "settle", RateLimit::per_second(1).unwrap())
+        .build()
+        .await
+        .unwrap();
+}
+
 /// Polls `call` until it has returned `Pending` `pendings + 1` times, then
 /// drops it; `Some` if it finished first.
 async fn drop_after<F: Future>(pendings: usize, call: F) -> Option<F::Output> {
@@ -461,8 +476,10 @@ async fn a_rate_layer_call_dropped_anywhere_gives_its_slot_back() {
             .is_some()
         {
             assert!(k > 1, "the call never waited");
+            eprintln!("finished after {k} drops");
             return;
         }
+        settle(&redis).await;
         if started.get() == 0 {
             eventually("the slot is given back", async || {
                 hget(&mut raw, &key, "tat").await == Some(tat)
@@ -495,6 +512,7 @@ async fn a_pool_layer_call_dropped_anywhere_gives_its_lease_back() {
         let stack = policy().shared_limit(&pool);
         let done = drop_after(k, stack.call(yielding(&started))).await;
         release.await.unwrap();
+        settle(&redis).await;
         eventually("every lease comes back", async || {
             leases(&mut raw, &key).await == 0
         })
@@ -502,6 +520,7 @@ async fn a_pool_layer_call_dropped_anywhere_gives_its_lease_back() {
         if let Some(out) = done {
             out.unwrap();
             assert!(k > 1, "the call never waited");
+            eprintln!("finished after {k} drops");
             return;
         }
     }
@@ -522,8 +541,10 @@ async fn a_breaker_layer_call_dropped_anywhere_gives_its_probe_slot_back() {
             out.unwrap();
             assert_eq!(breaker.state(), CircuitState::Closed, "the probe closed it");
             assert!(k > 0);
+            eprintln!("finished after {k} drops");
             return;
         }
+        settle(&redis).await;
         breaker_clean(&mut raw, &key, open_generation).await;
     }
     panic!("the call never finished");
@@ -557,6 +578,7 @@ async fn a_full_stack_call_dropped_anywhere_leaks_nothing() {
             .unwrap();
         let started = Started::default();
         let done = drop_after(k, stack.call(yielding(&started))).await;
+        settle(&redis).await;
         eventually("every lease comes back", async || {
             leases(&mut raw, &pool_key).await == 0
         })
@@ -580,6 +602,7 @@ async fn a_full_stack_call_dropped_anywhere_leaks_nothing() {
             assert_eq!(started.get(), 1);
             assert_eq!(breaker.state(), CircuitState::Closed);
             assert!(k > 2, "the call never waited");
+            eprintln!("finished after {k} drops");
             return;
         }
     }
