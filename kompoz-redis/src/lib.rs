@@ -20,7 +20,8 @@
 //! - When Redis fails: every command has a timeout ([`RedisBuilder::command_timeout`]),
 //!   the connection re-establishes itself, and a [`Fallback`] serves — a
 //!   local limiter or breaker (fail open) or refusal (fail closed) — shown in
-//!   the stats and reported as [`RedisEvent`]s. Nothing panics.
+//!   the stats and reported as [`RedisEvent`]s. Nothing panics when called
+//!   inside a tokio runtime with its timers enabled (see *Runtime*).
 //!
 //! All have the primitives' shape (`check`/`acquire` returning
 //! [`RateLimitExceeded`](kompoz_core::call::RateLimitExceeded) or
@@ -49,7 +50,13 @@
 //! tokio, and so do the breaker's sync task and the command timeouts, so
 //! every call must run inside a tokio runtime (either flavor; the breaker's
 //! sync task lives on the runtime that built it). async-std and smol users
-//! can run a small tokio runtime beside theirs. Local instants (a refusal's
+//! can run a small tokio runtime beside theirs, and must make the calls in
+//! its context ([`Handle::enter`](tokio::runtime::Handle::enter) or
+//! `block_on`), with its timers enabled (`enable_time` or `enable_all`):
+//! outside a runtime, or without timers, [`Redis::connect`] and the
+//! limiter's and pool's commands panic as tokio's timers do. The breaker's
+//! admission from its view needs no runtime, and a decision that needs
+//! Redis goes to its fallback there. Local instants (a refusal's
 //! `retry_at`) are on [`TokioClock`](kompoz_tokio::TokioClock)'s timeline.
 //!
 //! ## Example

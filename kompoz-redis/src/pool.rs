@@ -40,6 +40,9 @@ local have = redis.call('HMGET', KEYS[2], 'max', 'lease_us')
 if have[1] and (have[1] ~= ARGV[2] or have[2] ~= ARGV[3]) then
   return {'conflict', have[1], have[2] or ''}
 end
+if not have[1] and redis.call('EXISTS', KEYS[2]) == 1 then
+  return {'conflict', 'a key of another kind (not a pool)', ''}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local lease = tonumber(ARGV[3])

@@ -40,6 +40,9 @@ local have = redis.call('HMGET', key, 'rate', 'period_ns', 'burst', 'tat')
 if have[1] and (have[1] ~= ARGV[1] or have[2] ~= ARGV[2] or have[3] ~= ARGV[3]) then
   return {'conflict', have[1], have[2] or '', have[3] or ''}
 end
+if not have[1] and redis.call('EXISTS', key) == 1 then
+  return {'conflict', 'a key of another kind (not a rate limit)', '', ''}
+end
 local max_wait = tonumber(ARGV[6])
 if max_wait == -2 then
   redis.call('HSET', key, 'rate', ARGV[1], 'period_ns', ARGV[2], 'burst', ARGV[3])
@@ -213,7 +216,10 @@ impl SharedRateLimiter {
     /// Admits a call by the limiter's [`LimitMode`]: waits for its slot
     /// (the default), or refuses at once when the slot is further off than
     /// the mode allows. Cancel-safe: dropped while waiting, the slot is
-    /// given back where possible.
+    /// given back where possible. Dropped while the decision itself is on
+    /// its way (the script's round trip, on the caller's task), a slot the
+    /// server granted is not given back: the fleet then admits one call
+    /// less than it could, never one more.
     ///
     /// # Errors
     ///

@@ -421,3 +421,35 @@ fn a_restart_does_not_adopt_another_server_on_its_port() {
     let err = restarted.expect_err("restart adopted another process's server");
     assert!(err.to_string().contains("another redis-server"), "{err}");
 }
+
+/// A breaker and a rate limiter given one key name: the second refuses to
+/// build instead of sharing (and corrupting) the first one's hash.
+#[tokio::test]
+async fn a_breaker_and_a_limiter_on_one_key_is_a_conflict() {
+    let server = support::server();
+    let redis = Redis::connect(&server.url()).await.unwrap();
+    let _breaker = SharedBreaker::builder(&redis, "same:b")
+        .build()
+        .await
+        .unwrap();
+    let limiter = SharedRateLimiter::builder(&redis, "same:b", budget())
+        .build()
+        .await;
+    let err = limiter.expect_err("a limiter built on a breaker's key");
+    assert!(
+        matches!(
+            err,
+            SetupError::Config(kompoz_core::ConfigError::NameConflict { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("another kind"), "{err}");
+
+    let _limiter = SharedRateLimiter::builder(&redis, "same:l", budget())
+        .build()
+        .await
+        .unwrap();
+    let breaker = SharedBreaker::builder(&redis, "same:l").build().await;
+    let err = breaker.expect_err("a breaker built on a limiter's key");
+    assert!(err.to_string().contains("another kind"), "{err}");
+}
