@@ -14,6 +14,7 @@ use kompoz_redis::test_server::{RedisServer, free_port};
 use kompoz_redis::{Fallback, Redis, RedisEvent, SetupError, SharedBreaker, SharedRateLimiter};
 
 type Events = Arc<Mutex<Vec<RedisEvent>>>;
+type Subscriber = dyn Fn(&RedisEvent) + Send + Sync;
 
 fn recorder() -> (Events, impl Fn(&RedisEvent) + Send + Sync + 'static) {
     let events: Events = Arc::default();
@@ -339,7 +340,7 @@ fn a_replica_whose_sync_task_died_still_sees_a_trip() {
             .unwrap()
     };
     let (events, on_event) = recorder();
-    let build = |on_event: Option<Box<dyn Fn(&RedisEvent) + Send + Sync>>| {
+    let build = |on_event: Option<Box<Subscriber>>| {
         let url = url.clone();
         async move {
             let redis = Redis::connect(&url).await.unwrap();
