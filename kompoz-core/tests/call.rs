@@ -138,3 +138,54 @@ fn an_empty_policy_calls_once() {
     assert!(matches!(out, Err(Error::Inner("no"))));
     assert_eq!(calls, 1);
 }
+
+/// An operation whose closure panics before it returns a future.
+fn panics_in_closure() -> core::future::Ready<Result<(), &'static str>> {
+    panic!("the closure panicked")
+}
+
+#[test]
+fn a_closure_panicking_before_its_future_exists_is_a_breaker_failure() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let clock = ManualClock::new();
+    let one = || {
+        clock
+            .shared_breaker()
+            .failure_threshold(1)
+            .recovery_timeout(ms(5))
+            .build()
+            .unwrap()
+    };
+
+    // `Breaker::call`, and a policy with no timeout inside the breaker.
+    let alone = one();
+    assert!(
+        catch_unwind(AssertUnwindSafe(
+            || clock.block_on(alone.call(panics_in_closure))
+        ))
+        .is_err()
+    );
+    assert_eq!(alone.stats().failure_count, 1);
+    assert_eq!(alone.state(), CircuitState::Open);
+    let layered = one();
+    let policy = clock.policy().breaker(&layered);
+    assert!(
+        catch_unwind(AssertUnwindSafe(
+            || clock.block_on(policy.call(panics_in_closure))
+        ))
+        .is_err()
+    );
+    assert_eq!(layered.stats().failure_count, 1);
+    assert_eq!(layered.state(), CircuitState::Open);
+
+    // The half-open probe, panicking the same way, reopens the circuit
+    // (before the fix it gave its slot back and left it half-open).
+    clock.advance(ms(5));
+    assert!(
+        catch_unwind(AssertUnwindSafe(
+            || clock.block_on(policy.call(panics_in_closure))
+        ))
+        .is_err()
+    );
+    assert_eq!(layered.state(), CircuitState::Open);
+}

@@ -77,12 +77,16 @@ where
     FO: Predicate<T>,
     O: Operation<Output = T, Error = E>,
 {
+    // Marked while the operation makes its future too: a closure that
+    // panics before returning one is the attempt's failure.
     let mut held = Held {
         permit: Some(breaker.try_acquire()?),
-        polling: false,
+        polling: true,
     };
+    let fut = op.invoke();
+    held.polling = false;
     let out = Watched {
-        fut: op.invoke(),
+        fut,
         held: &mut held,
     }
     .await;
