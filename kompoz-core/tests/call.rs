@@ -189,3 +189,19 @@ fn a_closure_panicking_before_its_future_exists_is_a_breaker_failure() {
     );
     assert_eq!(layered.state(), CircuitState::Open);
 }
+
+/// The documented outcome of a call whose own attempts open the breaker:
+/// the refusal of the next attempt, though the operation ran.
+#[test]
+fn a_call_whose_attempts_open_the_breaker_ends_as_circuit_open() {
+    let clock = ManualClock::new();
+    let breaker = clock.shared_breaker().failure_threshold(2).build().unwrap();
+    let policy = clock.policy().retry(3).unwrap().breaker(&breaker);
+    let mut runs = 0;
+    let out = clock.block_on(policy.call(|| {
+        runs += 1;
+        async { Err::<(), _>("down") }
+    }));
+    assert!(matches!(out, Err(Error::CircuitOpen(_))), "{out:?}");
+    assert_eq!(runs, 2, "two attempts ran, the third was refused");
+}

@@ -36,13 +36,17 @@ use crate::{CircuitState, Instant};
 pub enum Error<E> {
     /// The operation ran and failed with its own error (after any retries).
     Inner(E),
-    /// The breaker refused the call.
+    /// The breaker refused an attempt. Under a retry layer, earlier attempts
+    /// of the same call may have run (and opened the breaker): the refusal
+    /// that stops the retries is the call's outcome, and their errors are
+    /// dropped. Not "never tried", only "stopped by an open circuit".
     CircuitOpen(CircuitOpen),
     /// The pool had no permit (reject mode) or the wait bound passed.
     PoolFull(PoolFull),
     /// The rate limit refused the call.
     RateLimited(RateLimitExceeded),
-    /// The operation did not finish in time.
+    /// The operation did not finish in time. Under a retry layer, this is
+    /// the last attempt's timeout: every attempt ran.
     TimedOut(TimedOut),
 }
 

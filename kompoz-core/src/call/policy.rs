@@ -217,7 +217,11 @@ impl<K, S> Policy<K, S> {
     /// Returns the value of the attempt that passed, or an [`Error`]:
     /// [`Error::Inner`] with the operation's own error (the last attempt's,
     /// after any retries), or the refusal of the layer that stopped the
-    /// call.
+    /// call. The last attempt decides: when a retry's earlier attempts
+    /// failed and opened a breaker inside it, the next attempt is refused
+    /// and the call returns [`Error::CircuitOpen`] (the operation did run);
+    /// [`Error::TimedOut`] from a timeout inside the retry means the last
+    /// attempt ran out of time.
     #[inline]
     pub fn call<F, Fut, T, E>(&self, operation: F) -> impl Future<Output = Result<T, Error<E>>>
     where
