@@ -205,3 +205,36 @@ fn a_call_whose_attempts_open_the_breaker_ends_as_circuit_open() {
     assert!(matches!(out, Err(Error::CircuitOpen(_))), "{out:?}");
     assert_eq!(runs, 2, "two attempts ran, the third was refused");
 }
+
+/// `Error::Inner` is transparent: its `Display` is the inner error's, so
+/// its `source()` is the inner error's source, and a chain walk prints
+/// each message once.
+#[test]
+fn an_inner_error_is_transparent_in_the_source_chain() {
+    use std::error::Error as _;
+    use std::fmt;
+
+    #[derive(Debug)]
+    struct Fetch(std::io::Error);
+    impl fmt::Display for Fetch {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("fetching /users")
+        }
+    }
+    impl std::error::Error for Fetch {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    let error: Error<Fetch> = Error::Inner(Fetch(std::io::Error::other("connection reset")));
+    let mut chain = vec![error.to_string()];
+    let mut next = error.source();
+    while let Some(e) = next {
+        chain.push(e.to_string());
+        next = e.source();
+    }
+    assert_eq!(chain, ["fetching /users", "connection reset"]);
+    let leaf: Error<std::io::Error> = Error::Inner(std::io::Error::other("reset"));
+    assert!(leaf.source().is_none());
+}

@@ -11,8 +11,11 @@ use crate::{CircuitState, Instant};
 ///
 /// `Clone`, `PartialEq` and `Eq` when `E` is. `Display` prints one line: for
 /// [`Inner`](Error::Inner), the inner error's own message; for a refusal,
-/// which layer refused and its figures. With `std`, `source()` is the inner
-/// error (`None` for a refusal).
+/// which layer refused and its figures. With `std`, `Inner` is transparent,
+/// as `thiserror`'s `#[error(transparent)]`: since `Display` already prints
+/// the inner error, `source()` is the inner error's own source, so a chain
+/// reporter (`anyhow`'s `{:#}`, `eyre`) prints the message once. For a
+/// refusal, `source()` is `None`.
 ///
 /// # Examples
 ///
@@ -113,7 +116,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
 impl<E: std::error::Error + 'static> std::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Inner(e) => Some(e),
+            Error::Inner(e) => e.source(),
             _ => None,
         }
     }
@@ -330,13 +333,10 @@ mod tests {
     impl std::error::Error for Boom {}
 
     #[test]
-    fn source_is_the_inner_error_only() {
+    fn source_is_the_inner_errors_own_source() {
         use std::error::Error as _;
         let inner: Error<Boom> = Error::Inner(Boom);
-        assert_eq!(
-            inner.source().map(ToString::to_string).as_deref(),
-            Some("boom")
-        );
+        assert!(inner.source().is_none(), "Boom has no source");
         assert_eq!(inner.to_string(), "boom");
         let refused: Error<Boom> = TimedOut::new(Duration::from_secs(1)).into();
         assert!(refused.source().is_none());
