@@ -13,9 +13,10 @@ use std::time::Duration;
 use kompoz_core::call::{CircuitOpen, Error, RateLimitExceeded};
 use kompoz_core::circuit_breaker::BreakerOutcome;
 use kompoz_core::limiter::{AcquireOwned, OwnedSemaphorePermit};
+use kompoz_core::rate_limit::OwnedRateReservation;
 use kompoz_core::{
     Breaker, CircuitState, Clock, ClockExt, Combinator, ConfigError, Instant, ManualClock,
-    OwnedBreakerPermit, OwnedRateReservation, RateLimit, Registry, Semaphore, rule,
+    OwnedBreakerPermit, RateLimit, Registry, Semaphore, rule,
 };
 
 fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
@@ -43,7 +44,7 @@ fn the_owned_types_are_static_and_thread_safe() {
     assert_send_sync_static::<OwnedRateReservation<ManualClock>>();
     assert_send_sync_static::<Error<std::io::Error>>();
     fn assert_send_static<T: Send + 'static>() {}
-    assert_send_static::<kompoz_core::OwnedRateWait<ManualClock>>();
+    assert_send_static::<kompoz_core::rate_limit::OwnedRateWait<ManualClock>>();
 }
 
 #[test]
