@@ -222,6 +222,27 @@ impl<K, S> Policy<K, S> {
     /// and the call returns [`Error::CircuitOpen`] (the operation did run);
     /// [`Error::TimedOut`] from a timeout inside the retry means the last
     /// attempt ran out of time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kompoz_core::call::Error;
+    /// use kompoz_core::{ClockExt, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = clock.shared_breaker().failure_threshold(2).build()?;
+    /// let policy = clock.policy().retry(3)?.breaker(&breaker);
+    ///
+    /// let mut runs = 0;
+    /// let out = clock.block_on(policy.call(|| {
+    ///     runs += 1; // the closure makes each attempt's future
+    ///     async { Err::<String, _>("connection refused") }
+    /// }));
+    /// // Two attempts failed and opened the breaker, which refused the third.
+    /// assert!(matches!(out, Err(Error::CircuitOpen(_))));
+    /// assert_eq!(runs, 2);
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
     #[inline]
     pub fn call<F, Fut, T, E>(&self, operation: F) -> impl Future<Output = Result<T, Error<E>>>
     where
