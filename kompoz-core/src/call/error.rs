@@ -98,6 +98,43 @@ impl<E> Error<E> {
             _ => None,
         }
     }
+
+    /// How long from `now` until a new try may pass: [`retry_at`](Self::retry_at)
+    /// less `now` (zero once it has passed), for an HTTP `Retry-After`.
+    /// `now` is read from the clock of the policy that refused
+    /// (`policy.clock().now()`, `clock.now()`): the instants of different
+    /// clocks do not compare. `None` when no layer said.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz_core::call::Error;
+    /// use kompoz_core::{Clock, ClockExt, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = clock
+    ///     .shared_breaker()
+    ///     .failure_threshold(1)
+    ///     .recovery_timeout(Duration::from_secs(30))
+    ///     .build()?;
+    /// let policy = clock.policy().breaker(&breaker);
+    /// let _ = clock.block_on(policy.call(|| async { Err::<(), _>("down") }));
+    /// clock.advance(Duration::from_secs(10));
+    ///
+    /// let refused = clock.block_on(policy.call(|| async { Ok::<_, &str>(()) })).unwrap_err();
+    /// let retry_after = refused.retry_after(policy.clock().now());
+    /// assert_eq!(retry_after, Some(Duration::from_secs(20)));
+    /// // e.g. `Retry-After: 20`, rounded up to whole seconds:
+    /// let secs = retry_after.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+    /// assert_eq!(secs, Some(20));
+    /// assert_eq!(refused.to_string(), "circuit breaker open");
+    /// assert_eq!(Error::Inner("down").retry_after(clock.now()), None);
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    pub fn retry_after(&self, now: Instant) -> Option<Duration> {
+        self.retry_at().map(|at| at.duration_since(now))
+    }
 }
 
 impl<E: fmt::Display> fmt::Display for Error<E> {
@@ -154,7 +191,9 @@ refusal_from! {
 ///
 /// let open = CircuitOpen::new(CircuitState::Open, Some(Instant::from_nanos(30_000_000_000)));
 /// assert_eq!(open.retry_at().map(Instant::as_duration), Some(Duration::from_secs(30)));
-/// assert_eq!(open.to_string(), "circuit breaker open: calls refused until 30s on its clock");
+/// assert_eq!(open.retry_after(Instant::from_nanos(12_000_000_000)), Some(Duration::from_secs(18)));
+/// // The instant is on the breaker's clock: a message says only the state.
+/// assert_eq!(open.to_string(), "circuit breaker open");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CircuitOpen {
@@ -181,6 +220,15 @@ impl CircuitOpen {
     pub const fn retry_at(&self) -> Option<Instant> {
         self.retry_at
     }
+
+    /// How long from `now` (read from the breaker's clock) until the open
+    /// period ends, zero once it has; `None` when it does not end by itself.
+    pub const fn retry_after(&self, now: Instant) -> Option<Duration> {
+        match self.retry_at {
+            Some(at) => Some(at.duration_since(now)),
+            None => None,
+        }
+    }
 }
 
 impl fmt::Display for CircuitOpen {
@@ -189,12 +237,10 @@ impl fmt::Display for CircuitOpen {
             (CircuitState::HalfOpen, _) => {
                 f.write_str("circuit breaker half-open: every probe slot is taken")
             }
-            (_, Some(at)) => write!(
-                f,
-                "circuit breaker open: calls refused until {:?} on its clock",
-                at.as_duration()
-            ),
-            (_, None) => f.write_str("circuit breaker open"),
+            // No instant: it is on the breaker's clock (for a tokio clock,
+            // time since an arbitrary origin), telling nothing to a reader.
+            // `retry_after(now)` gives the wait.
+            _ => f.write_str("circuit breaker open"),
         }
     }
 }
@@ -252,7 +298,8 @@ impl fmt::Display for PoolFull {
 ///
 /// let refused = RateLimitExceeded::new(Instant::from_nanos(1_500_000_000));
 /// assert_eq!(refused.retry_at().as_duration(), Duration::from_millis(1500));
-/// assert_eq!(refused.to_string(), "rate limit exceeded: next admission at 1.5s on its clock");
+/// assert_eq!(refused.retry_after(Instant::from_nanos(1_000_000_000)), Duration::from_millis(500));
+/// assert_eq!(refused.to_string(), "rate limit exceeded");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RateLimitExceeded {
@@ -270,15 +317,18 @@ impl RateLimitExceeded {
     pub const fn retry_at(&self) -> Instant {
         self.retry_at
     }
+
+    /// How long from `now` (read from the limiter's clock) until that
+    /// admission, zero once it has passed.
+    pub const fn retry_after(&self, now: Instant) -> Duration {
+        self.retry_at.duration_since(now)
+    }
 }
 
 impl fmt::Display for RateLimitExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "rate limit exceeded: next admission at {:?} on its clock",
-            self.retry_at.as_duration()
-        )
+        // As for `CircuitOpen`: the instant is on the limiter's clock.
+        f.write_str("rate limit exceeded")
     }
 }
 
