@@ -136,9 +136,12 @@ where
 /// that builds one for any clock can return it (a type alias keeps it
 /// short), and the calls of the policy it returns for `TokioClock` can be
 /// spawned. Returning `Policy<K, impl Layer<T, E>>` instead hides whether
-/// the calls are `Send`: they run on the caller's task but cannot be
-/// spawned. A classification closure has no name; a `fn` item's pointer
-/// type does (`BreakerLayer<K, fn(&MyError) -> bool>`).
+/// the calls are `Send`: they run on the caller's task, but
+/// `tokio::spawn` of one fails at the spawn site ("future cannot be sent
+/// between threads safely"), with nothing pointing at the function. Name
+/// the type instead, as below. A classification closure has no name; a
+/// `fn` item's pointer type does (`BreakerLayer<K, fn(&MyError) -> bool>`,
+/// given `.failure_if_err(is_5xx as fn(&MyError) -> bool)`).
 ///
 /// ```
 /// use core::time::Duration;
