@@ -238,3 +238,31 @@ fn an_inner_error_is_transparent_in_the_source_chain() {
     let leaf: Error<std::io::Error> = Error::Inner(std::io::Error::other("reset"));
     assert!(leaf.source().is_none());
 }
+
+/// The layer-order guide's row for a limit inside a timeout: the wait for
+/// a permit counts against the attempt's deadline, and a breaker outside
+/// the timeout counts the resulting `TimedOut` as a failure.
+#[test]
+fn a_limit_inside_a_timeout_turns_queueing_into_a_breaker_failure() {
+    let clock = ManualClock::new();
+    let breaker = clock.shared_breaker().failure_threshold(1).build().unwrap();
+    let policy = clock
+        .policy()
+        .breaker(&breaker)
+        .timeout(ms(10))
+        .unwrap()
+        .limit_to(1)
+        .unwrap();
+    let slow = || {
+        let sleep = clock.sleep(ms(8));
+        async move {
+            sleep.await;
+            Ok::<_, ()>(())
+        }
+    };
+    let (first, queued) =
+        clock.block_on(futures::future::join(policy.call(slow), policy.call(slow)));
+    assert_eq!(first, Ok(()));
+    assert!(matches!(queued, Err(Error::TimedOut(_))), "{queued:?}");
+    assert_eq!(breaker.state(), CircuitState::Open);
+}
