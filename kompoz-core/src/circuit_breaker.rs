@@ -1,108 +1,48 @@
 //! Circuit breaker: stop calling a service that keeps failing, probe it
 //! after a while, and resume when it recovers. The user-facing docs (states,
-//! policies, guarantees) are on [`CircuitBreaker`]; the state machine is in
-//! `circuit_breaker/breaker.rs`.
+//! policies, guarantees) are on [`CircuitBreaker`].
+//!
+//! Where things are: the combinator is here; in `circuit_breaker/`,
+//! `breaker.rs` holds the shared [`Breaker`] handle, `raw.rs` its state
+//! machine (layout, admission, transitions), `record.rs` outcome
+//! recording, `state.rs` the packed state word, `notify.rs` the delivery of
+//! transitions to listeners, `future.rs` an admitted call's future,
+//! `permit.rs` the call guard and permits, `outcome.rs` the failure
+//! predicate, the reported outcome and the refusal hook, `config.rs` and
+//! `builder.rs` the builders, `stats.rs`, `events.rs` and `window.rs` what
+//! their names say.
 
 use core::fmt;
 use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Poll};
 
-use crate::{Clock, Combinator, ConfigError};
+use crate::{Clock, Combinator};
 
 mod breaker;
+mod builder;
 mod config;
 mod events;
+mod future;
 mod notify;
+mod outcome;
 mod permit;
+mod raw;
+mod record;
 mod state;
 mod stats;
 mod window;
 
 pub use breaker::Breaker;
-use breaker::Shared;
+pub use builder::CircuitBreakerBuilder;
 pub use config::{
     BreakerBuilder, DEFAULT_FAILURE_THRESHOLD, DEFAULT_HALF_OPEN_MAX_CALLS, DEFAULT_MINIMUM_CALLS,
     DEFAULT_RECOVERY_TIMEOUT, DEFAULT_SLIDING_WINDOW,
 };
 pub use events::BreakerEvent;
+pub use outcome::{BreakerOutcome, FailurePredicate, NotOk, RejectedHook};
 pub use permit::{BreakerPermit, OwnedBreakerPermit};
-use permit::{Call, Stage};
 pub use state::CircuitState;
 pub use stats::{CircuitBreakerStats, WindowStats};
 pub use window::SlidingWindow;
-
-/// Decides whether a call's outcome counts as a failure for the breaker.
-///
-/// Implemented by [`NotOk`] (the default: `ok == false` is a failure) and by
-/// every `Fn(bool, &C) -> bool`.
-pub trait FailurePredicate<C> {
-    /// Whether the outcome `(ok, ctx)` is a failure.
-    fn is_failure(&self, ok: bool, ctx: &C) -> bool;
-}
-
-/// The default [`FailurePredicate`]: a call that returns `ok == false` failed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NotOk;
-
-impl<C> FailurePredicate<C> for NotOk {
-    #[inline]
-    fn is_failure(&self, ok: bool, _: &C) -> bool {
-        !ok
-    }
-}
-
-impl<C, F: Fn(bool, &C) -> bool> FailurePredicate<C> for F {
-    fn is_failure(&self, ok: bool, ctx: &C) -> bool {
-        self(ok, ctx)
-    }
-}
-
-/// What happened to one call through a [`CircuitBreaker`], from
-/// [`run_with_outcome`](CircuitBreaker::run_with_outcome).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BreakerOutcome {
-    /// The breaker admitted the call and the inner combinator returned this
-    /// verdict.
-    Ran(bool),
-    /// The breaker refused the call (open, or half-open with every probe
-    /// slot taken); the inner combinator did not run.
-    Rejected,
-}
-
-impl BreakerOutcome {
-    /// Whether the breaker refused the call.
-    pub fn is_rejected(self) -> bool {
-        self == BreakerOutcome::Rejected
-    }
-
-    /// The verdict the call returned: the inner verdict, `false` if rejected.
-    pub fn passed(self) -> bool {
-        self == BreakerOutcome::Ran(true)
-    }
-}
-
-/// What a [`CircuitBreaker`] does with the context of a call it refused.
-///
-/// Implemented by `()` (hand the context back unchanged) and by every
-/// `Fn(C) -> C`; set with [`on_rejected`](CircuitBreaker::on_rejected).
-pub trait RejectedHook<C> {
-    /// Turns the context of a refused call into the one it returns.
-    fn on_rejected(&self, ctx: C) -> C;
-}
-
-impl<C> RejectedHook<C> for () {
-    #[inline]
-    fn on_rejected(&self, ctx: C) -> C {
-        ctx
-    }
-}
-
-impl<C, F: Fn(C) -> C> RejectedHook<C> for F {
-    fn on_rejected(&self, ctx: C) -> C {
-        self(ctx)
-    }
-}
 
 /// A combinator guarded by a circuit breaker (the reference's
 /// `circuit_breaker(...)`).
@@ -404,20 +344,7 @@ impl<I, K, P, H> CircuitBreaker<I, K, P, H> {
         &self.breaker
     }
 
-    /// The guarded combinator.
-    pub fn get_ref(&self) -> &I {
-        &self.inner
-    }
-
-    /// The guarded combinator, mutably.
-    pub fn get_mut(&mut self) -> &mut I {
-        &mut self.inner
-    }
-
-    /// The guarded combinator, unwrapped.
-    pub fn into_inner(self) -> I {
-        self.inner
-    }
+    crate::combinator::inner_access!(I, "guarded");
 }
 
 impl<I, K: Clock, P, H> CircuitBreaker<I, K, P, H> {
@@ -454,34 +381,6 @@ impl<I, K: Clock, P, H> CircuitBreaker<I, K, P, H> {
 }
 
 impl<I, K: Clock, P, H> CircuitBreaker<I, K, P, H> {
-    /// Starts a call the breaker admitted with `ticket`.
-    #[inline]
-    fn start<'a, C>(
-        &'a self,
-        shared: &'a Shared<K>,
-        ticket: breaker::Ticket,
-        ctx: C,
-    ) -> Admitted<'a, impl Future<Output = (bool, C)>, K, P>
-    where
-        I: Combinator<C>,
-    {
-        // The guard owns the ticket before the inner `run` is called
-        // (fields are evaluated in the order written, and one already
-        // built is dropped if a later one panics): a `run` that panics
-        // before returning its future counts as the call's failure.
-        let mut admitted = Admitted {
-            call: Call {
-                shared,
-                ticket,
-                stage: Stage::Polling,
-            },
-            inner: self.inner.run(ctx),
-            predicate: &self.predicate,
-        };
-        admitted.call.stage = Stage::Suspended;
-        admitted
-    }
-
     /// Runs one call and says whether the breaker admitted it (and with
     /// which verdict the inner combinator answered) or refused it. Safe to
     /// call from many tasks at once: each call gets its own outcome.
@@ -525,8 +424,6 @@ where
     P: FailurePredicate<C>,
     H: RejectedHook<C>,
 {
-    // The crate's convention: `run` returns an `async move` block, so the
-    // future's auto traits follow its parts'.
     #[allow(clippy::manual_async_fn)]
     fn run(&self, ctx: C) -> impl Future<Output = (bool, C)> {
         // Written out rather than mapped from `run_with_outcome`: the
@@ -541,195 +438,12 @@ where
     }
 }
 
-pin_project_lite::pin_project! {
-    /// An admitted call: the inner future and its drop guard, owned together
-    /// (no borrow of the enclosing future's own state is held across an
-    /// await, so the future is sound under Miri's aliasing models too).
-    struct Admitted<'a, F, K: Clock, P> {
-        #[pin]
-        inner: F,
-        // Dropped after `inner`, so a cancelled inner future is gone before
-        // the breaker hears of the cancellation.
-        call: Call<&'a Shared<K>>,
-        predicate: &'a P,
-    }
-}
-
-impl<C, F, K, P> Future for Admitted<'_, F, K, P>
-where
-    F: Future<Output = (bool, C)>,
-    K: Clock,
-    P: FailurePredicate<C>,
-{
-    type Output = (bool, C);
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(bool, C)> {
-        let this = self.project();
-        // The stage tells a drop during the inner poll (the inner
-        // combinator panicked, even while another task on this thread
-        // unwinds) from a drop between polls (the call was cancelled).
-        this.call.stage = Stage::Polling;
-        let poll = this.inner.poll(cx);
-        this.call.stage = Stage::Suspended;
-        let Poll::Ready((ok, ctx)) = poll else {
-            return Poll::Pending;
-        };
-        // A panicking predicate leaves the call `Suspended`: no outcome, a
-        // probe's slot given back.
-        let failure = this.predicate.is_failure(ok, &ctx);
-        this.call.finish(failure);
-        Poll::Ready((ok, ctx))
-    }
-}
-
 impl<I: fmt::Debug, K: fmt::Debug, P: fmt::Debug, H> fmt::Debug for CircuitBreaker<I, K, P, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
             .field("breaker", &self.breaker)
             .field("predicate", &self.predicate)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Builds a [`CircuitBreaker`] around one combinator: the
-/// [`BreakerBuilder`] settings plus [`failure_if`](Self::failure_if).
-///
-/// # Examples
-///
-/// ```
-/// use core::time::Duration;
-/// use kompoz_core::{ClockExt, rule, ManualClock, SlidingWindow};
-///
-/// let protected = ManualClock::new().circuit_breaker(rule(async |n: &u32| *n % 7 != 0))
-///     .failure_rate(50.0)
-///     .sliding_window(SlidingWindow::Time { duration: Duration::from_secs(60), buckets: 6 })
-///     .minimum_calls(20)
-///     .slow_calls(Duration::from_secs(2), 80.0)
-///     .half_open_max_calls(3)
-///     .build()?;
-/// # let _ = protected;
-///
-/// let err = ManualClock::new().circuit_breaker(rule(async |_: &u32| true))
-///     .failure_threshold(0)
-///     .build()
-///     .unwrap_err();
-/// assert_eq!(err.parameter(), "failure_threshold");
-/// # Ok::<(), kompoz_core::ConfigError>(())
-/// ```
-#[must_use = "a builder guards nothing until `.build()?` makes the `CircuitBreaker`"]
-pub struct CircuitBreakerBuilder<I, K, P = NotOk, H = ()> {
-    inner: I,
-    predicate: P,
-    on_rejected: H,
-    config: BreakerBuilder<K>,
-}
-
-macro_rules! forward {
-    ($( $name:ident ( $($arg:ident : $ty:ty),* ) ),* $(,)?) => {
-        $(
-            #[doc = concat!("See [`BreakerBuilder::", stringify!($name), "`].")]
-            pub fn $name(mut self, $($arg: $ty),*) -> Self {
-                self.config = self.config.$name($($arg),*);
-                self
-            }
-        )*
-    };
-}
-
-impl<I, K, P, H> CircuitBreakerBuilder<I, K, P, H> {
-    forward! {
-        failure_threshold(failures: u32),
-        recovery_timeout(timeout: core::time::Duration),
-        half_open_max_calls(calls: u32),
-        failure_rate(percent: f64),
-        slow_calls(threshold: core::time::Duration, rate_percent: f64),
-        sliding_window(window: SlidingWindow),
-        minimum_calls(calls: u32),
-        backoff(factor: f64, max: core::time::Duration),
-        jitter_fraction(fraction: f64),
-        jitter_seed(seed: u64),
-        exact_success_time(exact: bool),
-        exact_failure_time(exact: bool),
-        count_successes(count: bool),
-    }
-
-    /// See [`BreakerBuilder::on_state_change`].
-    pub fn on_state_change<F>(mut self, callback: F) -> Self
-    where
-        F: Fn(CircuitState, CircuitState, &CircuitBreakerStats) + Send + Sync + 'static,
-    {
-        self.config = self.config.on_state_change(callback);
-        self
-    }
-
-    /// See [`BreakerBuilder::on_event`].
-    pub fn on_event<F>(mut self, subscriber: F) -> Self
-    where
-        F: Fn(&BreakerEvent) + Send + Sync + 'static,
-    {
-        self.config = self.config.on_event(subscriber);
-        self
-    }
-
-    /// Counts an outcome as a failure when `predicate(ok, &ctx)` says so
-    /// (default: when `ok == false`). See [`CircuitBreaker::failure_if`].
-    pub fn failure_if<C, Q>(self, predicate: Q) -> CircuitBreakerBuilder<I, K, Q, H>
-    where
-        I: Combinator<C>,
-        Q: Fn(bool, &C) -> bool,
-    {
-        CircuitBreakerBuilder {
-            inner: self.inner,
-            predicate,
-            on_rejected: self.on_rejected,
-            config: self.config,
-        }
-    }
-
-    /// Sets what a refused call does with its context (default: hands it
-    /// back unchanged). See [`CircuitBreaker::on_rejected`].
-    pub fn on_rejected<C, H2>(self, hook: H2) -> CircuitBreakerBuilder<I, K, P, H2>
-    where
-        I: Combinator<C>,
-        H2: Fn(C) -> C,
-    {
-        CircuitBreakerBuilder {
-            inner: self.inner,
-            predicate: self.predicate,
-            on_rejected: hook,
-            config: self.config,
-        }
-    }
-
-    /// Validates the configuration and builds the guarded combinator.
-    ///
-    /// # Errors
-    ///
-    /// A [`ConfigError`] naming the first parameter out of range and its value.
-    pub fn build(self) -> Result<CircuitBreaker<I, K, P, H>, ConfigError>
-    where
-        K: Clock,
-    {
-        let breaker = self.config.build()?;
-        Ok(CircuitBreaker {
-            inner: self.inner,
-            breaker,
-            predicate: self.predicate,
-            on_rejected: self.on_rejected,
-        })
-    }
-}
-
-impl<I: fmt::Debug, K: fmt::Debug, P: fmt::Debug, H> fmt::Debug
-    for CircuitBreakerBuilder<I, K, P, H>
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CircuitBreakerBuilder")
-            .field("inner", &self.inner)
-            .field("predicate", &self.predicate)
-            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }

@@ -164,3 +164,26 @@ impl<C, T: Combinator<C> + ?Sized> Combinator<C> for Arc<T> {
         (**self).run(ctx)
     }
 }
+
+/// `get_ref`, `get_mut` and `into_inner` for a wrapper whose inner
+/// combinator is its `inner` field (tower's accessors), documented as "the
+/// `$what` combinator".
+macro_rules! inner_access {
+    ($inner:ty, $what:literal) => {
+        #[doc = concat!("The ", $what, " combinator.")]
+        pub fn get_ref(&self) -> &$inner {
+            &self.inner
+        }
+
+        #[doc = concat!("The ", $what, " combinator, mutably.")]
+        pub fn get_mut(&mut self) -> &mut $inner {
+            &mut self.inner
+        }
+
+        #[doc = concat!("The ", $what, " combinator, by value.")]
+        pub fn into_inner(self) -> $inner {
+            self.inner
+        }
+    };
+}
+pub(crate) use inner_access;

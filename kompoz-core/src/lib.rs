@@ -69,6 +69,7 @@ extern crate std;
 mod combinator;
 mod error;
 mod registry;
+mod rng;
 mod sync;
 
 pub mod algebra;

@@ -7,63 +7,18 @@ use alloc::sync::Arc;
 use core::fmt;
 use core::time::Duration;
 
-use crate::sync::{AtomicU64, Ordering};
 use crate::timeout::within;
 use crate::{Clock, Combinator, ConfigError, Registry};
 
+mod mode;
 mod semaphore;
 mod waiters;
 
+pub(crate) use mode::{Admission, admission_methods};
+pub use mode::{LimitMode, LimitOutcome};
+
 pub(crate) use semaphore::check_capacity;
 pub use semaphore::{Acquire, AcquireOwned, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
-
-/// What a [`Limited`] does with a call when its pool is full (the bulkhead
-/// mode).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum LimitMode {
-    /// Wait for a permit, however long it takes (the default, as kompoz).
-    #[default]
-    Wait,
-    /// Reject the call at once: it returns `(false, ctx)` without running
-    /// the inner combinator.
-    Reject,
-    /// Wait at most this long for a permit, then reject the call. A zero
-    /// bound waits not at all: the limiters read it as [`Reject`](Self::Reject).
-    WaitAtMost(Duration),
-}
-
-impl LimitMode {
-    /// `self`, with a zero bound read as "do not wait": waiting at most no
-    /// time is rejecting at once.
-    pub(crate) fn normalized(self) -> Self {
-        match self {
-            LimitMode::WaitAtMost(bound) if bound.is_zero() => LimitMode::Reject,
-            mode => mode,
-        }
-    }
-}
-
-/// What happened to one call through a [`Limited`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LimitOutcome {
-    /// The call got a permit and the inner combinator returned this verdict.
-    Ran(bool),
-    /// The call got no permit (see [`LimitMode`]) and the inner combinator
-    /// did not run.
-    Rejected,
-}
-
-impl LimitOutcome {
-    /// Whether the call was rejected.
-    pub fn is_rejected(self) -> bool {
-        self == LimitOutcome::Rejected
-    }
-
-    /// The verdict the call returned: the inner verdict, `false` if rejected.
-    pub fn passed(self) -> bool {
-        self == LimitOutcome::Ran(true)
-    }
-}
 
 /// A combinator that lets at most `max_concurrent` calls into its inner
 /// combinator at once (kompoz's `limited`); the others wait their turn in
@@ -125,9 +80,8 @@ pub struct Limited<A, K> {
     inner: A,
     pool: Arc<Semaphore>,
     name: Option<String>,
-    mode: LimitMode,
+    admission: Admission,
     clock: K,
-    rejected: AtomicU64,
 }
 
 impl<A, K: Clock> Limited<A, K> {
@@ -205,62 +159,52 @@ impl<A, K: Clock> Limited<A, K> {
             inner,
             pool,
             name,
-            mode: LimitMode::Wait,
+            admission: Admission::default(),
             clock,
-            rejected: AtomicU64::new(0),
         }
     }
 }
 
 impl<A, K> Limited<A, K> {
-    /// Bulkhead mode: when the pool is full, reject a call at once with
-    /// `(false, ctx)` instead of queueing it. The inner combinator does not
-    /// run; [`rejected`](Self::rejected) counts it.
-    ///
-    /// A call is also rejected while others are queued (from limiters in
-    /// [`LimitMode::Wait`] sharing the pool): it never overtakes them.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use kompoz_core::{ClockExt, rule, Combinator, ManualClock, limiter::LimitOutcome};
-    ///
-    /// let limiter = ManualClock::new().limited(rule(async |_: &u32| true), 1)?
-    ///     .reject_when_full();
-    /// futures::executor::block_on(async {
-    ///     let busy = limiter.pool().acquire().await; // someone holds the only slot
-    ///     assert_eq!(limiter.run_with_outcome(7).await, (LimitOutcome::Rejected, 7));
-    ///     drop(busy);
-    ///     assert_eq!(limiter.run(7).await, (true, 7));
-    /// });
-    /// assert_eq!(limiter.rejected(), 1);
-    /// # Ok::<(), kompoz_core::ConfigError>(())
-    /// ```
-    pub fn reject_when_full(mut self) -> Self {
-        self.mode = LimitMode::Reject;
-        self
-    }
-
-    /// Bulkhead mode: wait at most `bound` for a permit, then reject the call
-    /// with `(false, ctx)` without running the inner combinator. A rejected
-    /// waiter leaves the queue; [`rejected`](Self::rejected) counts it.
-    ///
-    /// A zero `bound` waits not at all: it is
-    /// [`reject_when_full`](Self::reject_when_full).
-    pub fn wait_at_most(self, bound: Duration) -> Self {
-        self.with_mode(LimitMode::WaitAtMost(bound))
-    }
-
-    /// Sets the bulkhead mode (see [`LimitMode`]);
-    /// `LimitMode::WaitAtMost(Duration::ZERO)` is [`LimitMode::Reject`].
-    pub fn with_mode(mut self, mode: LimitMode) -> Self {
-        self.mode = mode.normalized();
-        self
-    }
-
-    /// The bulkhead mode.
-    pub fn mode(&self) -> LimitMode {
-        self.mode
+    crate::limiter::admission_methods! {
+        /// Bulkhead mode: when the pool is full, reject a call at once with
+        /// `(false, ctx)` instead of queueing it. The inner combinator does not
+        /// run; [`rejected`](Self::rejected) counts it.
+        ///
+        /// A call is also rejected while others are queued (from limiters in
+        /// [`LimitMode::Wait`] sharing the pool): it never overtakes them.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use kompoz_core::{ClockExt, rule, Combinator, ManualClock, limiter::LimitOutcome};
+        ///
+        /// let limiter = ManualClock::new().limited(rule(async |_: &u32| true), 1)?
+        ///     .reject_when_full();
+        /// futures::executor::block_on(async {
+        ///     let busy = limiter.pool().acquire().await; // someone holds the only slot
+        ///     assert_eq!(limiter.run_with_outcome(7).await, (LimitOutcome::Rejected, 7));
+        ///     drop(busy);
+        ///     assert_eq!(limiter.run(7).await, (true, 7));
+        /// });
+        /// assert_eq!(limiter.rejected(), 1);
+        /// # Ok::<(), kompoz_core::ConfigError>(())
+        /// ```
+        reject_when_full;
+        /// Bulkhead mode: wait at most `bound` for a permit, then reject the call
+        /// with `(false, ctx)` without running the inner combinator. A rejected
+        /// waiter leaves the queue; [`rejected`](Self::rejected) counts it.
+        ///
+        /// A zero `bound` waits not at all: it is
+        /// [`reject_when_full`](Self::reject_when_full).
+        wait_at_most;
+        /// Sets the bulkhead mode (see [`LimitMode`]);
+        /// `LimitMode::WaitAtMost(Duration::ZERO)` is [`LimitMode::Reject`].
+        with_mode;
+        /// The bulkhead mode.
+        mode;
+        /// How many calls through *this* limiter were rejected so far.
+        rejected;
     }
 
     /// The pool's capacity: at most this many calls are inside at once
@@ -286,11 +230,6 @@ impl<A, K> Limited<A, K> {
         self.pool.available()
     }
 
-    /// How many calls through *this* limiter were rejected so far.
-    pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
-    }
-
     /// The pool's name, if it came from a [`Registry`].
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
@@ -301,20 +240,7 @@ impl<A, K> Limited<A, K> {
         &self.pool
     }
 
-    /// The wrapped combinator.
-    pub fn get_ref(&self) -> &A {
-        &self.inner
-    }
-
-    /// The wrapped combinator, mutably.
-    pub fn get_mut(&mut self) -> &mut A {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner combinator.
-    pub fn into_inner(self) -> A {
-        self.inner
-    }
+    crate::combinator::inner_access!(A, "wrapped");
 }
 
 impl<A, K: Clock> Limited<A, K> {
@@ -332,14 +258,14 @@ impl<A, K: Clock> Limited<A, K> {
         // a call that must wait with a bound pays for that allocation.
         let permit = match self.pool.try_acquire() {
             Some(permit) => Some(permit),
-            None => match self.mode {
+            None => match self.admission.mode() {
                 LimitMode::Reject => None,
                 LimitMode::Wait => Some(self.pool.acquire().await),
                 LimitMode::WaitAtMost(bound) => Box::pin(self.acquire_within(bound)).await,
             },
         };
         let Some(permit) = permit else {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
+            self.admission.reject();
             return (LimitOutcome::Rejected, ctx);
         };
         // Held across the inner call; dropped on completion, on
@@ -372,7 +298,7 @@ impl<A: fmt::Debug, K> fmt::Debug for Limited<A, K> {
             .field("inner", &self.inner)
             .field("name", &self.name)
             .field("pool", &self.pool)
-            .field("mode", &self.mode)
+            .field("mode", &self.admission.mode())
             .field("rejected", &self.rejected())
             .finish_non_exhaustive()
     }

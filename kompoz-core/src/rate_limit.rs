@@ -5,15 +5,18 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::clock::duration_to_nanos;
-use crate::sync::{AtomicU64, Ordering};
-use crate::{Clock, Combinator, ConfigError, LimitMode, Registry, limiter::LimitOutcome};
+#[cfg(doc)]
+use crate::LimitMode;
+use crate::limiter::{Admission, LimitOutcome};
+use crate::{Clock, Combinator, ConfigError, Registry};
 
 mod gcra;
 mod limiter;
+mod reservation;
 
 pub(crate) use gcra::Gcra;
-pub use limiter::{OwnedRateReservation, OwnedRateWait, RateLimiter, RateReservation, RateWait};
+pub use limiter::RateLimiter;
+pub use reservation::{OwnedRateReservation, OwnedRateWait, RateReservation, RateWait};
 
 /// A rate: at most `rate` calls per `period`, with a burst allowance.
 ///
@@ -248,8 +251,7 @@ fn interval_nanos(rate: u32, period: Duration) -> u128 {
 pub struct RateLimited<A, K> {
     inner: A,
     limiter: RateLimiter<K>,
-    mode: LimitMode,
-    rejected: AtomicU64,
+    admission: Admission,
 }
 
 impl<A, K: Clock> RateLimited<A, K> {
@@ -312,37 +314,27 @@ impl<A, K> RateLimited<A, K> {
         RateLimited {
             inner,
             limiter,
-            mode: LimitMode::Wait,
-            rejected: AtomicU64::new(0),
+            admission: Admission::default(),
         }
     }
 }
 
 impl<A, K> RateLimited<A, K> {
-    /// Rejects a call over the rate at once with `(false, ctx)`, without
-    /// running the inner combinator ([`LimitMode::Reject`]).
-    pub fn reject_when_full(mut self) -> Self {
-        self.mode = LimitMode::Reject;
-        self
-    }
-
-    /// Lets a call over the rate wait for its slot if the slot comes within
-    /// `bound`; rejects it at once otherwise ([`LimitMode::WaitAtMost`]). A
-    /// zero `bound` is [`reject_when_full`](Self::reject_when_full).
-    pub fn wait_at_most(self, bound: Duration) -> Self {
-        self.with_mode(LimitMode::WaitAtMost(bound))
-    }
-
-    /// Sets what a call over the rate does (see [`LimitMode`]);
-    /// `LimitMode::WaitAtMost(Duration::ZERO)` is [`LimitMode::Reject`].
-    pub fn with_mode(mut self, mode: LimitMode) -> Self {
-        self.mode = mode.normalized();
-        self
-    }
-
-    /// What a call over the rate does.
-    pub fn mode(&self) -> LimitMode {
-        self.mode
+    crate::limiter::admission_methods! {
+        /// Rejects a call over the rate at once with `(false, ctx)`, without
+        /// running the inner combinator ([`LimitMode::Reject`]).
+        reject_when_full;
+        /// Lets a call over the rate wait for its slot if the slot comes within
+        /// `bound`; rejects it at once otherwise ([`LimitMode::WaitAtMost`]). A
+        /// zero `bound` is [`reject_when_full`](Self::reject_when_full).
+        wait_at_most;
+        /// Sets what a call over the rate does (see [`LimitMode`]);
+        /// `LimitMode::WaitAtMost(Duration::ZERO)` is [`LimitMode::Reject`].
+        with_mode;
+        /// What a call over the rate does.
+        mode;
+        /// How many calls through this limiter were rejected.
+        rejected;
     }
 
     /// The rate limit (shared, for a named limiter).
@@ -361,25 +353,7 @@ impl<A, K> RateLimited<A, K> {
         &self.limiter
     }
 
-    /// How many calls through this limiter were rejected.
-    pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
-    }
-
-    /// The limited combinator.
-    pub fn get_ref(&self) -> &A {
-        &self.inner
-    }
-
-    /// The limited combinator, mutably.
-    pub fn get_mut(&mut self) -> &mut A {
-        &mut self.inner
-    }
-
-    /// The limited combinator, by value.
-    pub fn into_inner(self) -> A {
-        self.inner
-    }
+    crate::combinator::inner_access!(A, "limited");
 }
 
 impl<A, K: Clock> RateLimited<A, K> {
@@ -389,13 +363,9 @@ impl<A, K: Clock> RateLimited<A, K> {
     where
         A: Combinator<C>,
     {
-        let max_wait = match self.mode {
-            LimitMode::Wait => u64::MAX,
-            LimitMode::Reject => 0,
-            LimitMode::WaitAtMost(bound) => duration_to_nanos(bound),
-        };
+        let max_wait = self.admission.max_wait_nanos();
         let Ok(reservation) = self.limiter.reserve_nanos(max_wait) else {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
+            self.admission.reject();
             return (LimitOutcome::Rejected, ctx);
         };
         if reservation.wait_nanos() > 0 {
@@ -428,7 +398,7 @@ impl<A: fmt::Debug, K> fmt::Debug for RateLimited<A, K> {
             .field("inner", &self.inner)
             .field("limit", &self.limiter.limit())
             .field("name", &self.limiter.name())
-            .field("mode", &self.mode)
+            .field("mode", &self.admission.mode())
             .field("rejected", &self.rejected())
             .finish_non_exhaustive()
     }

@@ -449,20 +449,7 @@ impl<A, K, H, S> Retry<A, K, H, S> {
         self.max_attempts
     }
 
-    /// The retried combinator.
-    pub fn get_ref(&self) -> &A {
-        &self.inner
-    }
-
-    /// The retried combinator, mutably.
-    pub fn get_mut(&mut self) -> &mut A {
-        &mut self.inner
-    }
-
-    /// The retried combinator, by value.
-    pub fn into_inner(self) -> A {
-        self.inner
-    }
+    crate::combinator::inner_access!(A, "retried");
 }
 
 impl<A, K: Clock, H, S> Retry<A, K, H, S> {

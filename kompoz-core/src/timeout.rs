@@ -208,20 +208,7 @@ impl<A, K, H> Timeout<A, K, H> {
         &self.clock
     }
 
-    /// The wrapped combinator.
-    pub fn get_ref(&self) -> &A {
-        &self.inner
-    }
-
-    /// The wrapped combinator, mutably.
-    pub fn get_mut(&mut self) -> &mut A {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner combinator.
-    pub fn into_inner(self) -> A {
-        self.inner
-    }
+    crate::combinator::inner_access!(A, "wrapped");
 }
 
 impl<A, K: Clock, H> Timeout<A, K, H> {

@@ -7,33 +7,17 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+mod support;
 
 use futures::FutureExt;
 use kompoz_core::{
     Clock, Combinator, ConfigError, LimitMode, Limited, ManualClock, Registry, Semaphore,
     limiter::LimitOutcome, limiter::SemaphorePermit, rule,
 };
-
-/// A waker that counts its wake-ups.
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counting_waker() -> (Waker, Arc<CountingWaker>) {
-    let count = Arc::new(CountingWaker::default());
-    (Waker::from(Arc::clone(&count)), count)
-}
-
-fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    Pin::new(fut).poll(&mut Context::from_waker(Waker::noop()))
-}
+use support::{CountingWaker, Rng, poll_once};
 
 #[test]
 fn waiters_are_admitted_in_arrival_order() {
@@ -67,7 +51,7 @@ fn waiters_are_admitted_in_arrival_order() {
 fn a_newcomer_never_overtakes_a_woken_waiter() {
     let pool = Semaphore::new(1).unwrap();
     let held = pool.try_acquire().unwrap();
-    let (waker, wakes) = counting_waker();
+    let (wakes, waker) = CountingWaker::new();
     let mut waiter = pool.acquire();
     assert!(
         Pin::new(&mut waiter)
@@ -75,7 +59,7 @@ fn a_newcomer_never_overtakes_a_woken_waiter() {
             .is_pending()
     );
     drop(held);
-    assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "release wakes the head");
+    assert_eq!(wakes.wakes(), 1, "release wakes the head");
     // The permit was handed to the waiter: a caller arriving before the
     // waiter runs finds none.
     assert_eq!(pool.available(), 0);
@@ -123,7 +107,7 @@ fn a_waiter_dropped_after_being_handed_a_permit_passes_it_on() {
     let pool = Semaphore::new(1).unwrap();
     let held = pool.try_acquire().unwrap();
     let mut a = pool.acquire();
-    let (waker_b, wakes_b) = counting_waker();
+    let (wakes_b, waker_b) = CountingWaker::new();
     let mut b = pool.acquire();
     assert!(poll_once(&mut a).is_pending());
     assert!(
@@ -132,9 +116,9 @@ fn a_waiter_dropped_after_being_handed_a_permit_passes_it_on() {
             .is_pending()
     );
     drop(held); // handed to `a`
-    assert_eq!(wakes_b.0.load(Ordering::SeqCst), 0);
+    assert_eq!(wakes_b.wakes(), 0);
     drop(a); // `a` never saw it: `b` gets it
-    assert_eq!(wakes_b.0.load(Ordering::SeqCst), 1);
+    assert_eq!(wakes_b.wakes(), 1);
     assert!(poll_once(&mut b).is_ready());
 
     // `b`'s permit was dropped with the poll result; with nobody behind it,
@@ -147,14 +131,14 @@ fn a_waiter_dropped_after_being_handed_a_permit_passes_it_on() {
 fn a_rewoken_waiter_is_woken_through_its_latest_waker() {
     let pool = Semaphore::new(1).unwrap();
     let held = pool.try_acquire().unwrap();
-    let (first, first_wakes) = counting_waker();
-    let (second, second_wakes) = counting_waker();
+    let (first_wakes, first) = CountingWaker::new();
+    let (second_wakes, second) = CountingWaker::new();
     let mut waiter = pool.acquire();
     let _ = Pin::new(&mut waiter).poll(&mut Context::from_waker(&first));
     let _ = Pin::new(&mut waiter).poll(&mut Context::from_waker(&second));
     drop(held);
-    assert_eq!(first_wakes.0.load(Ordering::SeqCst), 0);
-    assert_eq!(second_wakes.0.load(Ordering::SeqCst), 1);
+    assert_eq!(first_wakes.wakes(), 0);
+    assert_eq!(second_wakes.wakes(), 1);
 }
 
 #[test]
@@ -167,20 +151,6 @@ fn zero_and_huge_capacities_are_refused() {
     let p = big.try_acquire().unwrap();
     drop(p);
     assert_eq!(big.available(), Semaphore::MAX_PERMITS);
-}
-
-/// xorshift64*: deterministic pseudo-random numbers for the model below.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 enum Task<'a> {
@@ -226,7 +196,7 @@ fn random_operations_keep_permits_whole_and_order_fifo() {
                     if tasks.is_empty() {
                         continue;
                     }
-                    let i = rng.below(tasks.len());
+                    let i = rng.below(tasks.len() as u64) as usize;
                     let Task::Waiting { fut, queued_at } = &mut tasks[i] else {
                         continue;
                     };
@@ -257,7 +227,7 @@ fn random_operations_keep_permits_whole_and_order_fifo() {
                 // Cancel or complete a random task.
                 _ => {
                     if !tasks.is_empty() {
-                        let i = rng.below(tasks.len());
+                        let i = rng.below(tasks.len() as u64) as usize;
                         drop(tasks.swap_remove(i));
                     }
                 }

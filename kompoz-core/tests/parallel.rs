@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
+mod support;
+use support::ms;
+
 use kompoz_core::{
     BoxCombinator, Clock, Combinator, Instant, ManualClock, boxed, parallel_and, parallel_or,
 };
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 /// A child that sleeps `delay`, then tags the context with `tag`, counts its
 /// completion, and returns `verdict`.

@@ -4,11 +4,14 @@
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+
+mod support;
+use support::poll_once;
 
 use kompoz_core::call::{CircuitOpen, Error, RateLimitExceeded};
 use kompoz_core::circuit_breaker::BreakerOutcome;
@@ -18,10 +21,6 @@ use kompoz_core::{
     Breaker, CircuitState, Clock, ClockExt, Combinator, ConfigError, Instant, ManualClock,
     OwnedBreakerPermit, RateLimit, Registry, Semaphore, rule,
 };
-
-fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    Pin::new(fut).poll(&mut Context::from_waker(Waker::noop()))
-}
 
 fn breaker(clock: &ManualClock, threshold: u32, probes: u32) -> Breaker<ManualClock> {
     clock

@@ -8,6 +8,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures::future::join_all;
+mod support;
+use support::ms;
+
 use kompoz_core::{
     Clock, Combinator, ConfigError, Instant, LimitMode, ManualClock, RateLimit, RateLimited,
     Registry, limiter::LimitOutcome, rule,
@@ -15,10 +18,6 @@ use kompoz_core::{
 
 fn poll_once<F: Future>(fut: &mut std::pin::Pin<Box<F>>) -> Poll<F::Output> {
     fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
 }
 
 fn at_ms(list: &[u64]) -> Vec<Instant> {

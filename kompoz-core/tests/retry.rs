@@ -9,13 +9,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
+mod support;
+use support::ms;
+
 use kompoz_core::{
     Backoff, Clock, Combinator, ConfigError, Instant, Jitter, ManualClock, Retry, rule, transform,
 };
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 /// An inner combinator that records when each attempt starts and passes on
 /// attempt `pass_on` (counted from 1; 0 = never).
@@ -423,4 +422,34 @@ fn backoff_delay_equals_the_stepwise_schedule() {
     assert_eq!(flat.delay(u32::MAX), ms(5));
     let grows = Backoff::exponential(ms(1), 1.01, Duration::MAX).unwrap();
     assert_eq!(grows.delay(u32::MAX).as_nanos(), u128::from(u64::MAX));
+}
+
+/// Clones of a jittered policy (one per client, say) must not retry in
+/// lock-step: each clone draws its own stream.
+#[test]
+fn cloned_jittered_policies_draw_their_own_delays() {
+    use std::sync::Mutex;
+
+    use kompoz_core::ClockExt;
+    use kompoz_core::call::Error;
+
+    let clock = ManualClock::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&log);
+    let policy = clock
+        .policy()
+        .retry(4)
+        .unwrap()
+        .backoff(Backoff::exponential(ms(100), 2.0, ms(10_000)).unwrap())
+        .jitter(Jitter::Full)
+        .on_retry(move |_, delay: Duration, _: &Error<()>| seen.lock().unwrap().push(delay));
+    let mut per_clone = Vec::new();
+    for clone in (0..3).map(|_| policy.clone()) {
+        log.lock().unwrap().clear();
+        let _ = clock.block_on(clone.call(|| async { Err::<(), ()>(()) }));
+        per_clone.push(log.lock().unwrap().clone());
+    }
+    assert_eq!(per_clone[0].len(), 3);
+    assert_ne!(per_clone[0], per_clone[1]);
+    assert_ne!(per_clone[1], per_clone[2]);
 }

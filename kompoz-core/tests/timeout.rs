@@ -1,13 +1,14 @@
 //! `Timeout` on a `ManualClock`, step by step.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::FutureExt;
+mod support;
+use support::poll_once;
+
 use kompoz_core::{
     Clock, Combinator, Instant, Limited, ManualClock, Timeout, clock::ManualSleep, rule,
     timeout::TimeoutOutcome, transform,
@@ -31,10 +32,6 @@ impl Clock for CountingClock {
         self.sleeps.fetch_add(1, Ordering::SeqCst);
         self.inner.sleep(duration)
     }
-}
-
-fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    Pin::new(fut).poll(&mut Context::from_waker(Waker::noop()))
 }
 
 /// Sets its flag when dropped: tells when the inner future is gone.

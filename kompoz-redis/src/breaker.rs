@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::CommandError;
 use crate::fallback::{EventFn, Health};
-use crate::{Fallback, Redis, RedisEvent, SetupError};
+use crate::layer::Held;
+use crate::{Fallback, Redis, RedisEvent, SetupError, SharedBreakerLayer};
 
 mod script;
 mod view;
@@ -289,8 +290,11 @@ impl SharedBreaker {
     }
 
     /// Runs the operation `make()` if the breaker admits it, and reports its
-    /// outcome (an `Err` is a failure) before returning; the shape of the
-    /// call API.
+    /// outcome (an `Err` or a panic is a failure) before returning: a
+    /// policy of this breaker's [`layer`](Self::layer) alone. For another
+    /// classification, or more layers, use a
+    /// [`Policy`](kompoz_core::call::Policy) with
+    /// [`SharedPolicyExt`](crate::SharedPolicyExt).
     ///
     /// # Errors
     ///
@@ -298,18 +302,23 @@ impl SharedBreaker {
     /// [`Error::Inner`] with the operation's own error.
     pub async fn call<T, E, F, Fut>(&self, make: F) -> Result<T, Error<E>>
     where
-        F: FnOnce() -> Fut,
+        F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = self.acquire().await?;
-        let result = make().await;
-        permit.finish(result.is_err()).await;
-        result.map_err(Error::Inner)
+        kompoz_tokio::policy().layer(self.layer()).call(make).await
+    }
+
+    /// This breaker as a layer of the call API, with the default
+    /// classification (tune it with
+    /// [`failure_if_err`](SharedBreakerLayer::failure_if_err) and
+    /// [`failure_if_ok`](SharedBreakerLayer::failure_if_ok)).
+    pub fn layer(&self) -> SharedBreakerLayer {
+        SharedBreakerLayer::new(self)
     }
 
     /// Guards the combinator `inner` (the algebra's face): a refused call
-    /// returns `(false, ctx)` without running it; `ok == false` is a
-    /// failure.
+    /// returns `(false, ctx)` without running it; `ok == false` or a panic
+    /// is a failure.
     pub fn guard<I>(&self, inner: I) -> SharedCircuitBreaker<I> {
         SharedCircuitBreaker {
             inner,
@@ -864,11 +873,13 @@ impl<I> SharedCircuitBreaker<I> {
 
 impl<C, I: Combinator<C>> Combinator<C> for SharedCircuitBreaker<I> {
     async fn run(&self, ctx: C) -> (bool, C) {
-        let Ok(permit) = self.breaker.acquire().await else {
+        let Ok(held) = Held::admit(&self.breaker).await else {
             return (false, ctx);
         };
-        let (ok, ctx) = self.inner.run(ctx).await;
-        permit.finish(!ok).await;
+        let ((ok, ctx), permit) = held.run(self.inner.run(ctx)).await;
+        if let Some(permit) = permit {
+            permit.finish(!ok).await;
+        }
         (ok, ctx)
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::CommandError;
 use crate::fallback::{EventFn, Health};
-use crate::{Fallback, Redis, RedisEvent, SetupError};
+use crate::{Fallback, Redis, RedisEvent, SetupError, SharedLimitLayer};
 
 /// How long a lease lasts without renewal, unless told otherwise: 30 s.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -303,7 +303,8 @@ impl SharedPool {
     }
 
     /// Runs the operation `make()` holding a lease (taken by the mode, as
-    /// [`acquire`](Self::acquire)); the lease is given back when it ends.
+    /// [`acquire`](Self::acquire)); the lease is given back when it ends:
+    /// a policy of this pool's [`layer`](Self::layer) alone.
     ///
     /// # Errors
     ///
@@ -311,11 +312,15 @@ impl SharedPool {
     /// [`Error::Inner`] with the operation's own error.
     pub async fn call<T, E, F, Fut>(&self, make: F) -> Result<T, Error<E>>
     where
-        F: FnOnce() -> Fut,
+        F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let _permit = self.acquire().await?;
-        make().await.map_err(Error::Inner)
+        kompoz_tokio::policy().layer(self.layer()).call(make).await
+    }
+
+    /// This pool as a layer of the call API.
+    pub fn layer(&self) -> SharedLimitLayer {
+        SharedLimitLayer::new(self)
     }
 
     /// Guards the combinator `inner` (the algebra's face): a call that gets

@@ -11,10 +11,11 @@ use kompoz_core::rate_limit::OwnedRateReservation;
 use kompoz_core::{Clock, Combinator, ConfigError, LimitMode, RateLimit, RateLimiter};
 use kompoz_tokio::TokioClock;
 use redis::Script;
+use tokio::sync::oneshot;
 
 use crate::connection::CommandError;
 use crate::fallback::{EventFn, Health};
-use crate::{Fallback, Redis, RedisEvent, SetupError};
+use crate::{Fallback, Redis, RedisEvent, SetupError, SharedRateLimitLayer};
 
 /// How long a key outlives its last use: a day past the end of the
 /// bookkeeping it holds (its configuration stays, so a reused name with
@@ -242,7 +243,8 @@ impl SharedRateLimiter {
     }
 
     /// Runs the operation `make()` once the limit admits it (by the mode,
-    /// as [`acquire`](Self::acquire)); the shape of the call API.
+    /// as [`acquire`](Self::acquire)): a policy of this limiter's
+    /// [`layer`](Self::layer) alone.
     ///
     /// # Errors
     ///
@@ -250,11 +252,15 @@ impl SharedRateLimiter {
     /// [`Error::Inner`] with the operation's own error.
     pub async fn call<T, E, F, Fut>(&self, make: F) -> Result<T, Error<E>>
     where
-        F: FnOnce() -> Fut,
+        F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.acquire().await?;
-        make().await.map_err(Error::Inner)
+        kompoz_tokio::policy().layer(self.layer()).call(make).await
+    }
+
+    /// This limit as a layer of the call API.
+    pub fn layer(&self) -> SharedRateLimitLayer {
+        SharedRateLimitLayer::new(self)
     }
 
     /// Guards the combinator `inner` with this limit (the algebra's face):
@@ -319,7 +325,34 @@ impl SharedRateLimiter {
         let mut args = inner.args.to_vec();
         args.push(max_wait_us);
         args.push(KEY_TTL_MS.to_string());
-        let reply: Vec<String> = inner.redis.run(&inner.script, &inner.key, &args).await?;
+        // The script runs on its own task: if this call is dropped while
+        // the answer is on the way, the task gives an admitted slot back.
+        let (tx, rx) = oneshot::channel();
+        let task = Arc::clone(inner);
+        tokio::spawn(async move {
+            let reply = task
+                .redis
+                .run::<Vec<String>>(&task.script, &task.key, &args)
+                .await;
+            if let Err(Ok(reply)) = tx.send(reply) {
+                if let (Some("admitted"), Some(new), Some(old)) = (
+                    reply.first().map(String::as_str),
+                    reply.get(2),
+                    reply.get(3),
+                ) {
+                    let _ = task
+                        .redis
+                        .run::<i64>(&task.cancel, &task.key, &[new.clone(), old.clone()])
+                        .await;
+                }
+            }
+        });
+        let reply = match rx.await {
+            Ok(reply) => reply?,
+            // The task ended without an answer (its runtime is shutting
+            // down): treated as Redis not answering.
+            Err(_) => return Err(CommandError::TimedOut(inner.redis.command_timeout())),
+        };
         let micros = |i: usize| reply.get(i).and_then(|s| s.parse::<u64>().ok());
         match reply.first().map(String::as_str) {
             Some("admitted") => {

@@ -4,8 +4,10 @@
 
 mod support;
 
+use support::eventually;
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kompoz_core::{CircuitState, RateLimit};
 use kompoz_redis::test_server::{RedisServer, free_port};
@@ -23,14 +25,6 @@ fn recorder() -> (Events, impl Fn(&RedisEvent) + Send + Sync + 'static) {
 
 fn count(events: &Events, what: fn(&RedisEvent) -> bool) -> usize {
     events.lock().unwrap().iter().filter(|e| what(e)).count()
-}
-
-async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done().await {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// 50 calls, then one an hour: a budget a test spends exactly.

@@ -1,4 +1,26 @@
-//! The cross-runtime behaviour suite's harness.
+//! The cross-runtime behaviour suite's harness, and where each kind of test
+//! lives.
+//!
+//! # One home per kind of test
+//!
+//! | kind | home | why there |
+//! |---|---|---|
+//! | loom models | `kompoz-core/tests/loom.rs` | need `--cfg loom`, which swaps the crate's private `sync` |
+//! | Miri aliasing checks | `kompoz-core/tests/aliasing.rs` | the Miri step runs kompoz-core's tests only |
+//! | size and compile-cost checks | `kompoz-core/tests/future_size.rs` | about the core's types, no runtime |
+//! | step-by-step checks of one primitive: hand-polled futures or a `ManualClock`, one thread | `kompoz-core/tests/<primitive>.rs` (the breaker's in `circuit_breaker.rs`, `breaker_hardening.rs`, `breaker_policies.rs`) | deterministic interleavings, and Miri runs every one of them |
+//! | unit tests of private pieces (the state word, the rng) | `#[cfg(test)]` in `kompoz-core/src` | need private items |
+//! | a behaviour across runtimes | `tests/tests/<combinator>.rs`, through [`cross_runtime!`] | written once, run on every runtime below |
+//! | cancellation and panic sweeps | `tests/tests/cancellation.rs`, `tests/tests/panics.rs` | drop or panic at every point, one harness ([`sweep`]) |
+//! | property models, stress, extremes, bad input, compile checks | `tests/tests/model_*.rs`, `stress.rs`, `extremes.rs`, `bad_input.rs`, `compile_checks.rs` | heavy or cross-cutting |
+//! | integrations | their own crate's `tests/` (`kompoz-tower/tests`) | their dependencies stay there |
+//!
+//! A test is written in one of these places, not two. Helpers both test
+//! crates use (`poll_once`, `ms`, a counting waker, a seeded rng, the
+//! breaker tests' fake service) live once, in `kompoz-core/tests/support/`,
+//! which this crate includes as [`support`].
+//!
+//! # The cross-runtime harness
 //!
 //! Each behaviour is an `async fn(K) where K: Clock` written once in
 //! `tests/tests/*.rs`; [`cross_runtime!`] stamps it out as a `#[test]` per
@@ -25,6 +47,9 @@ use std::future::Future;
 pub use kompoz_core::ManualClock;
 
 pub mod sweep;
+
+#[path = "../../kompoz-core/tests/support/mod.rs"]
+pub mod support;
 
 /// Runs `fut` to completion with `clock` as its time source: see
 /// [`ManualClock::block_on`] (time jumps to the next deadline whenever the

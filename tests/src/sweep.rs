@@ -18,39 +18,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use kompoz_core::{Clock, Combinator, ManualClock};
+use kompoz_core::{Breaker, Clock, ClockExt, Combinator, ManualClock};
 
-/// A waker that counts its wake-ups.
-#[derive(Debug, Default)]
-pub struct CountingWaker {
-    wakes: AtomicUsize,
-}
-
-impl CountingWaker {
-    /// A fresh waker and the handle that reads its count.
-    pub fn new() -> (Arc<CountingWaker>, Waker) {
-        let state = Arc::new(CountingWaker::default());
-        let waker = Waker::from(Arc::clone(&state));
-        (state, waker)
-    }
-
-    /// Wake-ups so far.
-    pub fn wakes(&self) -> usize {
-        self.wakes.load(Ordering::SeqCst)
-    }
-}
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.wakes.fetch_add(1, Ordering::SeqCst);
-    }
-}
+pub use crate::support::CountingWaker;
 
 /// What a sweep covered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,6 +125,41 @@ pub fn quiet_scripted_panics() {
             }
         }));
     });
+}
+
+/// A probe that yields twice, sleeps `sleep`, then ends as `end`.
+pub fn probe(clock: &ManualClock, sleep: Duration, end: End) -> Probe<ManualClock> {
+    Probe::constant(clock.clone(), Script::new(2, sleep, end))
+}
+
+/// Nothing alive inside, no timer left behind.
+pub fn quiet(clock: &ManualClock, probe: &ProbeStats) {
+    assert_eq!(probe.live(), 0, "an inner future outlived the call");
+    assert_eq!(clock.pending_sleeps(), 0, "a sleep outlived the call");
+}
+
+/// [`quiet`] for each of `probes`.
+pub fn all_quiet(clock: &ManualClock, probes: &[Arc<ProbeStats>]) {
+    for s in probes {
+        quiet(clock, s);
+    }
+}
+
+/// A breaker (threshold 2, recovery 10 ms, `probes` probes) and a probe
+/// inner following `script`.
+pub fn guarded(
+    clock: &ManualClock,
+    probes: u32,
+    script: impl Fn(usize) -> Script + Send + Sync + 'static,
+) -> (Breaker<ManualClock>, Probe<ManualClock>) {
+    let breaker = clock
+        .shared_breaker()
+        .failure_threshold(2)
+        .recovery_timeout(Duration::from_millis(10))
+        .half_open_max_calls(probes)
+        .build()
+        .unwrap();
+    (breaker, Probe::new(clock.clone(), script))
 }
 
 /// How one call into a [`Probe`] behaves.

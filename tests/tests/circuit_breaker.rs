@@ -12,6 +12,7 @@ use kompoz_core::{
     Breaker, CircuitBreaker, CircuitBreakerBuilder, CircuitState, Clock, ClockExt, Combinator,
     ManualClock, rule,
 };
+use kompoz_tests::support::ms;
 
 /// What the fake service is asked to do: pass or fail, after a delay.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -63,10 +64,6 @@ impl<K: Clock> Combinator<Call> for Service<K> {
             (call.ok, call)
         }
     }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
 }
 
 fn builder<K: Clock>(service: &Service<K>) -> CircuitBreakerBuilder<Service<K>, K> {

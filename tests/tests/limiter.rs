@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures::future::{Either, select};
 use kompoz_core::{Clock, ClockExt, Combinator, Registry, limiter::LimitOutcome, rule, transform};
+use kompoz_tests::support::Rng;
 
 /// Counts the calls inside, their peak, and the calls that finished.
 #[derive(Default)]
@@ -57,20 +58,6 @@ fn api_call<'g, K: Clock>(
         gauge.leave();
         true
     })
-}
-
-/// xorshift64*: deterministic pseudo-random numbers.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 async fn ten_calls_through_limited_3_never_see_more_than_3_inside<K: Clock>(clock: K) {

@@ -9,10 +9,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kompoz_core::{Clock, ClockExt, Combinator, Registry, parallel_and, parallel_or};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use kompoz_tests::support::ms;
 
 /// Counters shared by the children of one test.
 #[derive(Default)]

@@ -13,10 +13,7 @@ use futures::future::{Either, join_all, select};
 use kompoz_core::{
     Clock, ClockExt, Combinator, Instant, RateLimit, Registry, limiter::LimitOutcome, rule,
 };
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use kompoz_tests::support::ms;
 
 /// A passing inner combinator that records when it started.
 fn recording<K: Clock>(clock: &K) -> (impl Combinator<u32> + use<K>, Arc<Mutex<Vec<Instant>>>) {

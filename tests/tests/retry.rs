@@ -10,10 +10,7 @@ use std::time::Duration;
 
 use futures::future::{Either, select};
 use kompoz_core::{Backoff, Clock, ClockExt, Combinator, Jitter, rule, transform};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use kompoz_tests::support::ms;
 
 /// An inner combinator that yields to the clock, then passes from attempt
 /// `pass_from` on (counted from 1; 0 = never). Also returns its run count.

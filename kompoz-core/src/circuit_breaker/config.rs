@@ -260,8 +260,8 @@ impl<K> BreakerBuilder<K> {
     /// Whether `success_count` counts successes. Default `true`.
     ///
     /// Counting is one atomic add per success, the largest single cost of a
-    /// healthy CLOSED call. With `false`, `success_count` stays 0 and a
-    /// healthy CLOSED success is one atomic load; everything else is
+    /// healthy CLOSED call (see *Speed* on [`CircuitBreaker`](crate::CircuitBreaker)).
+    /// With `false`, `success_count` stays 0; everything else is
     /// unchanged (a success still ends a failure streak, counts in a sliding
     /// window and toward closing a half-open circuit, stamps
     /// `last_success_time` as usual and is reported to `on_event`).
@@ -427,7 +427,7 @@ impl<K> BreakerBuilder<K> {
                 .backoff
                 .map(|(factor, max)| (factor, duration_to_nanos(max))),
             jitter: self.jitter,
-            jitter_seed: self.jitter_seed.unwrap_or_else(default_seed),
+            jitter_seed: self.jitter_seed.unwrap_or_else(crate::rng::entropy_seed),
             exact_success_time: self.exact_success_time,
             exact_failure_time: self.exact_failure_time,
             count_successes: self.count_successes,
@@ -445,19 +445,6 @@ fn check_percent(parameter: &'static str, value: f64) -> Result<(), ConfigError>
             "a percentage in (0, 100]",
         ))
     }
-}
-
-#[cfg(feature = "std")]
-fn default_seed() -> u64 {
-    use core::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-}
-
-#[cfg(not(feature = "std"))]
-fn default_seed() -> u64 {
-    0x853C_49E6_748F_EA9B
 }
 
 impl<K: fmt::Debug> fmt::Debug for BreakerBuilder<K> {

@@ -22,7 +22,11 @@
 
 use alloc::collections::VecDeque;
 
-use super::CircuitState;
+use crate::Clock;
+use crate::sync::Mutex;
+
+use super::raw::Shared;
+use super::{BreakerEvent, CircuitState};
 
 /// One thing to tell the listeners. Only transitions are queued: a call's
 /// own events (its outcome, a rejection) are delivered by the calling
@@ -116,4 +120,62 @@ impl Caught {
     }
 
     pub(crate) fn resume(self) {}
+}
+
+impl<K: Clock> Shared<K> {
+    /// Queues a transition for the listeners (nothing if no one listens).
+    pub(super) fn post_transition(&self, from: CircuitState, to: CircuitState) {
+        if self.listens {
+            self.notes.lock().push(Note::StateChange { from, to });
+        }
+    }
+
+    /// Delivers the queued notes, in order, unless another drainer is at
+    /// work (it will deliver ours). Never called with `locked` held. See
+    /// `notify.rs` for what a panicking callback does.
+    #[inline]
+    pub(super) fn drain(&self) {
+        // On every completion: a branch when no one listens.
+        if self.listens {
+            self.drain_listened();
+        }
+    }
+
+    #[inline(never)]
+    pub(super) fn drain_listened(&self) {
+        if !self.notes.lock().start() {
+            return;
+        }
+        // Without `std` a callback's panic unwinds through here: the guard
+        // gives up the drainer's role so the next drain delivers the rest.
+        struct Draining<'a>(&'a Mutex<Notes>);
+        impl Drop for Draining<'_> {
+            fn drop(&mut self) {
+                self.0.lock().abort();
+            }
+        }
+        let draining = Draining(&self.notes);
+        let mut caught = Caught::new();
+        loop {
+            let next = self.notes.lock().next();
+            let Some(note) = next else { break };
+            match note {
+                Note::StateChange { from, to } => {
+                    if let Some(callback) = &self.on_state_change {
+                        caught.run(|| callback(from, to, &self.stats()));
+                    }
+                    caught.run(|| self.deliver_event(&BreakerEvent::StateChange { from, to }));
+                }
+            }
+        }
+        // `next` gave up the role already.
+        core::mem::forget(draining);
+        caught.resume();
+    }
+
+    pub(super) fn deliver_event(&self, event: &BreakerEvent) {
+        if let Some(subscriber) = &self.on_event {
+            subscriber(event);
+        }
+    }
 }

@@ -5,7 +5,7 @@
 use alloc::sync::Arc;
 use core::fmt;
 
-use super::breaker::{Shared, Ticket};
+use super::raw::{Shared, Ticket};
 use crate::Clock;
 
 /// A reference to a breaker's shared state: borrowed (the combinator, a
@@ -89,6 +89,36 @@ impl<R: SharedRef> Drop for Call<R> {
     }
 }
 
+/// What both permits offer: recording the outcome and asking whether the
+/// call is a probe.
+macro_rules! permit_methods {
+    () => {
+        /// The call succeeded.
+        #[inline]
+        pub fn success(self) {
+            self.record(false);
+        }
+
+        /// The call failed.
+        #[inline]
+        pub fn failure(self) {
+            self.record(true);
+        }
+
+        /// The call ended, as a failure if `failure` is true.
+        #[inline]
+        pub fn record(mut self, failure: bool) {
+            self.call.finish(failure);
+        }
+
+        /// Whether this call is a half-open probe (its outcome closes or
+        /// reopens the circuit).
+        pub fn is_probe(&self) -> bool {
+            self.call.ticket.probe()
+        }
+    };
+}
+
 /// Permission from a [`Breaker`](crate::Breaker) to make one call, from
 /// [`Breaker::try_acquire`](crate::Breaker::try_acquire).
 ///
@@ -132,29 +162,7 @@ impl<'a, K: Clock> BreakerPermit<'a, K> {
         }
     }
 
-    /// The call succeeded.
-    #[inline]
-    pub fn success(self) {
-        self.record(false);
-    }
-
-    /// The call failed.
-    #[inline]
-    pub fn failure(self) {
-        self.record(true);
-    }
-
-    /// The call ended, as a failure if `failure` is true.
-    #[inline]
-    pub fn record(mut self, failure: bool) {
-        self.call.finish(failure);
-    }
-
-    /// Whether this call is a half-open probe (its outcome closes or
-    /// reopens the circuit).
-    pub fn is_probe(&self) -> bool {
-        self.call.ticket.probe()
-    }
+    permit_methods!();
 }
 
 impl<K: Clock> fmt::Debug for BreakerPermit<'_, K> {
@@ -193,28 +201,7 @@ impl<K: Clock> OwnedBreakerPermit<K> {
         }
     }
 
-    /// The call succeeded.
-    #[inline]
-    pub fn success(self) {
-        self.record(false);
-    }
-
-    /// The call failed.
-    #[inline]
-    pub fn failure(self) {
-        self.record(true);
-    }
-
-    /// The call ended, as a failure if `failure` is true.
-    #[inline]
-    pub fn record(mut self, failure: bool) {
-        self.call.finish(failure);
-    }
-
-    /// Whether this call is a half-open probe.
-    pub fn is_probe(&self) -> bool {
-        self.call.ticket.probe()
-    }
+    permit_methods!();
 }
 
 impl<K: Clock> fmt::Debug for OwnedBreakerPermit<K> {

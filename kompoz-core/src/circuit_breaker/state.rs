@@ -62,8 +62,8 @@ pub(crate) enum Mode {
 /// The packed state word.
 ///
 /// ```text
-/// bits  0..16  low:  consecutive failures (CLOSED) / probes in flight (HALF_OPEN)
-/// bits 16..32  high: probe successes (HALF_OPEN)
+/// bits  0..16  failure streak (CLOSED) / probes in flight (HALF_OPEN)
+/// bits 16..32  probe successes (HALF_OPEN)
 /// bits 32..34  state
 /// bits 34..36  mode
 /// bits 36..64  generation (28 bits, wrapping)
@@ -82,6 +82,21 @@ pub(crate) enum Mode {
 /// leak) is documented on `CircuitBreaker` instead.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Word(pub(crate) u64);
+
+/// A [`Word`] decoded: each state with the counters it keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum View {
+    /// Consecutive failures so far.
+    Closed {
+        failure_streak: u32,
+    },
+    Open,
+    /// Probes admitted and not yet finished, and probe successes so far.
+    HalfOpen {
+        in_flight: u32,
+        successes: u32,
+    },
+}
 
 /// The largest value either 16-bit counter holds; also the largest
 /// `failure_threshold` and `half_open_max_calls` a breaker accepts.
@@ -130,21 +145,53 @@ impl Word {
         self.0 & MASK == expected
     }
 
-    /// Consecutive failures (CLOSED) or probes in flight (HALF_OPEN).
-    pub(crate) fn low(self) -> u32 {
+    /// The word decoded: the state with the counters it keeps, by name.
+    /// The logic reads the word through this; the hot paths use the
+    /// accessors below, which compile to the same masks.
+    #[inline]
+    pub(crate) fn view(self) -> View {
+        match self.state() {
+            CircuitState::Closed => View::Closed {
+                failure_streak: self.low(),
+            },
+            CircuitState::Open => View::Open,
+            CircuitState::HalfOpen => View::HalfOpen {
+                in_flight: self.low(),
+                successes: self.high(),
+            },
+        }
+    }
+
+    /// The CLOSED failure streak (meaningful in a CLOSED word only; checked
+    /// through the generation by its callers).
+    #[inline]
+    pub(crate) fn failure_streak(self) -> u32 {
+        self.low()
+    }
+
+    /// This CLOSED word with another failure streak.
+    pub(crate) fn with_failure_streak(self, streak: u32) -> Word {
+        self.with_low(streak)
+    }
+
+    /// This HALF_OPEN word with other probe counters.
+    pub(crate) fn with_probes(self, in_flight: u32, successes: u32) -> Word {
+        self.with_low(in_flight).with_high(successes)
+    }
+
+    fn low(self) -> u32 {
         (self.0 & 0xFFFF) as u32
     }
 
-    /// Probe successes (HALF_OPEN).
-    pub(crate) fn high(self) -> u32 {
+    fn high(self) -> u32 {
         ((self.0 >> 16) & 0xFFFF) as u32
     }
 
-    pub(crate) fn with_low(self, low: u32) -> Word {
+    fn with_low(self, low: u32) -> Word {
         Word((self.0 & !0xFFFF) | u64::from(low.min(COUNTER_MAX)))
     }
 
-    pub(crate) fn with_high(self, high: u32) -> Word {
+    fn with_high(self, high: u32) -> Word {
         Word((self.0 & !(0xFFFF << 16)) | (u64::from(high.min(COUNTER_MAX)) << 16))
     }
 
@@ -176,8 +223,7 @@ impl fmt::Debug for Word {
             .field("state", &self.state())
             .field("mode", &self.mode())
             .field("generation", &self.generation())
-            .field("low", &self.low())
-            .field("high", &self.high())
+            .field("view", &self.view())
             .finish()
     }
 }
@@ -192,18 +238,29 @@ mod tests {
         assert_eq!(w.state(), CircuitState::HalfOpen);
         assert_eq!(w.mode(), Mode::ForcedClosed);
         assert_eq!(w.generation(), 1);
-        let w = w.with_low(7).with_high(COUNTER_MAX);
-        assert_eq!((w.low(), w.high()), (7, COUNTER_MAX));
+        let w = w.with_probes(7, COUNTER_MAX);
+        assert_eq!(
+            w.view(),
+            View::HalfOpen {
+                in_flight: 7,
+                successes: COUNTER_MAX
+            }
+        );
         assert_eq!(w.state(), CircuitState::HalfOpen);
-        assert_eq!(w.with_low(COUNTER_MAX + 5).low(), COUNTER_MAX);
+        assert_eq!(
+            w.with_probes(COUNTER_MAX + 5, 0).view(),
+            View::HalfOpen {
+                in_flight: COUNTER_MAX,
+                successes: 0
+            }
+        );
     }
 
     #[test]
     fn admitted_matches_generation_and_state_but_not_mode_or_counters() {
         let w = Word(GEN_MASK << GEN_SHIFT)
             .next(CircuitState::HalfOpen, Mode::ForcedClosed)
-            .with_low(3)
-            .with_high(2);
+            .with_probes(3, 2);
         assert!(w.admitted(0, CircuitState::HalfOpen));
         assert!(!w.admitted(0, CircuitState::Closed));
         assert!(!w.admitted(1, CircuitState::HalfOpen));
@@ -216,9 +273,9 @@ mod tests {
     fn generation_wraps_and_next_zeroes_counters() {
         let w = Word(GEN_MASK << GEN_SHIFT);
         assert_eq!(u64::from(w.generation()), GEN_MASK);
-        let n = w.with_low(3).next(CircuitState::Open, Mode::Auto);
+        let n = w.with_probes(3, 1).next(CircuitState::Open, Mode::Auto);
         assert_eq!(n.generation(), 0);
-        assert_eq!((n.low(), n.high()), (0, 0));
+        assert_eq!(n.with_probes(0, 0), n);
         assert_eq!(n.state(), CircuitState::Open);
         assert_eq!(n.mode(), Mode::Auto);
     }

@@ -4,7 +4,12 @@ use core::time::Duration;
 
 use crate::Instant;
 
+use crate::Clock;
+use crate::sync::{AtomicU64, Ordering};
+
 use super::CircuitState;
+use super::raw::{NEVER, Shared};
+use super::state::{Mode, View};
 
 /// What `stats()` returns: the reference's `get_stats()` fields and more.
 ///
@@ -17,8 +22,8 @@ use super::CircuitState;
 ///
 /// Times are on the breaker's [`Clock`](crate::Clock).
 /// In an automatic CLOSED circuit neither a success nor a failure reads the
-/// clock unless something needs the time (that is what keeps the closed path
-/// at a few nanoseconds), so by default both timestamps are those of the
+/// clock unless something needs the time (see *Speed* on
+/// [`CircuitBreaker`](crate::CircuitBreaker)), so by default both timestamps are those of the
 /// most recent outcome that *changed something* or was timed anyway:
 ///
 /// - `last_success_time`: the first success after a failure (it ends the
@@ -126,5 +131,54 @@ fn percent(part: u32, whole: u32) -> f64 {
         0.0
     } else {
         f64::from(part) * 100.0 / f64::from(whole)
+    }
+}
+
+impl<K: Clock> Shared<K> {
+    pub(crate) fn stats(&self) -> CircuitBreakerStats {
+        let (trips, window) = {
+            let locked = self.locked.lock();
+            let window = locked.window.as_ref().map(|w| {
+                let now = if w.needs_time() {
+                    self.clock.now()
+                } else {
+                    Instant::ZERO
+                };
+                w.totals(now)
+            });
+            (locked.trips, window)
+        };
+        let word = self.load();
+        let instant = |stamp: &AtomicU64| match stamp.load(Ordering::Relaxed) {
+            NEVER => None,
+            nanos => Some(Instant::from_nanos(nanos - 1)),
+        };
+        let state = word.state();
+        let open = state == CircuitState::Open && word.mode() == Mode::Auto;
+        let (consecutive_failures, half_open_successes, half_open_in_flight) = match word.view() {
+            View::Closed { failure_streak } => (failure_streak, 0, 0),
+            View::Open => (0, 0, 0),
+            View::HalfOpen {
+                in_flight,
+                successes,
+            } => (0, successes, in_flight),
+        };
+        CircuitBreakerStats {
+            state,
+            forced: word.mode() != Mode::Auto,
+            failure_count: self.failures.load(Ordering::Relaxed),
+            success_count: self.successes.load(Ordering::Relaxed),
+            rejected_count: self.rejected.load(Ordering::Relaxed),
+            slow_call_count: self.slow_calls.load(Ordering::Relaxed),
+            consecutive_failures,
+            half_open_successes,
+            half_open_in_flight,
+            last_failure_time: instant(&self.last_failure),
+            last_success_time: instant(&self.last_success),
+            open_until: open.then(|| Instant::from_nanos(self.open_until.load(Ordering::Relaxed))),
+            next_open_duration: Duration::from_nanos(self.config.open_nanos(trips)),
+            consecutive_opens: trips,
+            window,
+        }
     }
 }

@@ -24,9 +24,10 @@ pub(crate) struct Gcra {
     tolerance: u64,
     limit: RateLimit,
     /// For named limits: the clock of the first limiter that registered the
-    /// name. The TAT is on that clock's timeline, and runtime clocks of one
-    /// kind can differ in origin (each `TokioClock::new()` counts from its
-    /// own creation), so every limiter sharing the name reads this clock.
+    /// name. The TAT is on that clock's timeline, and clocks can differ in
+    /// origin (each `ManualClock::new()` starts at zero; only the `std`-based
+    /// clocks share one timeline, see `clock.rs`), so every limiter sharing
+    /// the name reads this clock.
     named_clock: Option<NamedClock>,
 }
 

@@ -1,10 +1,12 @@
-//! Delay arithmetic and the jitter's random source. Delays are whole
+//! Delay arithmetic (the random source is `crate::rng`). Delays are whole
 //! nanoseconds, grown in `f64` and capped, so no attempt number overflows one.
 
 use core::time::Duration;
 
 use crate::clock::duration_to_nanos;
-use crate::sync::{AtomicU64, Ordering};
+// `SplitMix` is re-exported for `retry.rs`, which names it through here.
+pub(crate) use crate::rng::SplitMix;
+use crate::rng::uniform_inclusive;
 
 /// How a retry's delays grow, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -112,69 +114,6 @@ impl Jitter {
     }
 }
 
-/// Maps a uniform `u64` onto `[0, bound]` (multiply-shift; the bias is below
-/// 2⁻⁶⁴ per value, irrelevant for delays).
-fn uniform_inclusive(random: u64, bound: u64) -> u64 {
-    ((u128::from(random) * (u128::from(bound) + 1)) >> 64) as u64
-}
-
-/// SplitMix64 over one atomic word: a draw is one `fetch_add` and a few
-/// multiplications, shared by concurrent calls without a lock. Statistical
-/// quality is ample for jitter; it is not a cryptographic source.
-#[derive(Debug)]
-pub(crate) struct SplitMix {
-    state: AtomicU64,
-}
-
-const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-impl SplitMix {
-    pub(crate) fn new(seed: u64) -> Self {
-        SplitMix {
-            state: AtomicU64::new(seed),
-        }
-    }
-
-    /// A generator seeded from the process's hash-map randomness (`std`) or,
-    /// without `std`, from a counter shared by all generators.
-    pub(crate) fn from_entropy() -> Self {
-        #[cfg(feature = "std")]
-        {
-            use std::hash::BuildHasher;
-            Self::new(std::collections::hash_map::RandomState::new().hash_one(GOLDEN_GAMMA))
-        }
-        #[cfg(not(feature = "std"))]
-        {
-            static SEEDS: AtomicU64 = AtomicU64::new(0x5EED);
-            Self::new(mix(SEEDS.fetch_add(GOLDEN_GAMMA, Ordering::Relaxed)))
-        }
-    }
-
-    pub(crate) fn reseed(&self, seed: u64) {
-        self.state.store(seed, Ordering::Relaxed);
-    }
-
-    pub(crate) fn next_u64(&self) -> u64 {
-        mix(self
-            .state
-            .fetch_add(GOLDEN_GAMMA, Ordering::Relaxed)
-            .wrapping_add(GOLDEN_GAMMA))
-    }
-}
-
-impl Clone for SplitMix {
-    fn clone(&self) -> Self {
-        SplitMix::new(self.state.load(Ordering::Relaxed))
-    }
-}
-
-/// SplitMix64's output function.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,21 +132,5 @@ mod tests {
             assert!(delays.current() >= d);
         }
         assert_eq!(delays.current(), u64::MAX);
-    }
-
-    #[test]
-    fn splitmix_matches_the_reference_sequence() {
-        // First outputs of SplitMix64 seeded with 0 (Vigna's reference code).
-        let rng = SplitMix::new(0);
-        assert_eq!(rng.next_u64(), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(rng.next_u64(), 0x6E78_9E6A_A1B9_65F4);
-    }
-
-    #[test]
-    fn uniform_covers_both_ends() {
-        assert_eq!(uniform_inclusive(0, 100), 0);
-        assert_eq!(uniform_inclusive(u64::MAX, 100), 100);
-        assert_eq!(uniform_inclusive(u64::MAX, u64::MAX), u64::MAX);
-        assert_eq!(uniform_inclusive(12345, 0), 0);
     }
 }
