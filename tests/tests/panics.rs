@@ -755,7 +755,10 @@ fn call_probe_panics_at_every_point_without_an_inner_timeout() {
             for _ in 0..2 {
                 let failed = kompoz_tests::block_on_manual(&clock, call());
                 assert!(
-                    matches!(failed, Err(kompoz_core::Error::Inner(kompoz_tests::sweep::ProbeFailed))),
+                    matches!(
+                        failed,
+                        Err(kompoz_core::Error::Inner(kompoz_tests::sweep::ProbeFailed))
+                    ),
                     "{failed:?}"
                 );
             }
