@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kompoz_core::call::{Error, RateLimitExceeded};
-use kompoz_core::{
-    Clock, Combinator, ConfigError, LimitMode, OwnedRateReservation, RateLimit, RateLimiter,
-};
+use kompoz_core::rate_limit::OwnedRateReservation;
+use kompoz_core::{Clock, Combinator, ConfigError, LimitMode, RateLimit, RateLimiter};
 use kompoz_tokio::TokioClock;
 use redis::Script;
 use tokio::sync::oneshot;

@@ -8,7 +8,8 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 
 use kompoz_core::call::{Error, RateLimitExceeded};
-use kompoz_core::{Clock, OwnedRateReservation, RateLimiter};
+use kompoz_core::rate_limit::OwnedRateReservation;
+use kompoz_core::{Clock, RateLimiter};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
