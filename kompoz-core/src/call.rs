@@ -98,8 +98,9 @@
 //! | `timeout` outside `breaker` | the breaker never sees the timeout (the attempt is dropped, which it counts as nothing): a service that hangs never opens it |
 //! | `breaker` outside `retry` | the breaker sees one outcome per call (after all its attempts), and an open circuit refuses the whole call |
 //! | `limit` inside `retry` | every attempt waits for a permit again; a permit is free during back-off |
-//! | `limit` inside `breaker` | a full pool is not a failure and counts as nothing, but the breaker admits calls (and half-open probes) that then wait in the pool |
+//! | `limit` inside `breaker` | in reject or bounded-wait mode, and not under a timeout: a full pool is not a failure and counts as nothing, but the breaker admits calls (and half-open probes) that then wait in the pool |
 //! | `rate_limit` inside `retry` | every attempt spends a slot of the rate |
+//! | `limit` or `rate_limit` inside `timeout` | the wait for a permit or a slot counts against the attempt's deadline: a long queue ends as [`Error::TimedOut`], and with a breaker outside the timeout that counts as a failure, so local queueing can open the circuit |
 //!
 //! The breaker layer counts an [`Error::Inner`] (by default; see
 //! [`Policy::failure_if_err`]) and an [`Error::TimedOut`] as failures,

@@ -87,6 +87,25 @@ pub trait ClockExt: Clock {
     /// (`.limit_to(10)?.retry(3)?.breaker(&breaker).timeout(d)?`), then
     /// `policy.call(|| fetch(url)).await` returns `Result<T, Error<E>>`.
     /// See the [`call`](crate::call) module for the layers and their order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz_core::call::Error;
+    /// use kompoz_core::{Clock, ClockExt, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let policy = clock.policy().retry(2)?.timeout(Duration::from_millis(50))?;
+    /// // A hung operation: two attempts time out, in 100 ms of virtual time.
+    /// let hung = clock.block_on(policy.call(|| {
+    ///     let sleep = clock.sleep(Duration::from_secs(60));
+    ///     async move { sleep.await; Ok::<_, ()>(()) }
+    /// }));
+    /// assert!(matches!(hung, Err(Error::TimedOut(t)) if t.after() == Duration::from_millis(50)));
+    /// assert_eq!(clock.now().as_duration(), Duration::from_millis(100));
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
     fn policy(&self) -> Policy<Self> {
         Policy::new(self.clone())
     }

@@ -82,7 +82,7 @@ pub mod limiter;
 pub mod observe;
 pub mod parallel;
 pub mod prelude;
-mod rate_limit;
+pub mod rate_limit;
 pub mod retry;
 mod rule;
 pub mod spawnable;
@@ -129,10 +129,7 @@ pub use circuit_breaker::{
 };
 pub use error::ConfigError;
 pub use limiter::{LimitMode, Limited, Semaphore};
-pub use rate_limit::{
-    OwnedRateReservation, OwnedRateWait, RateLimit, RateLimited, RateLimiter, RateReservation,
-    RateWait,
-};
+pub use rate_limit::{RateLimit, RateLimited, RateLimiter};
 pub use registry::Registry;
 pub use retry::{Backoff, Jitter, Retry};
 pub use timeout::Timeout;

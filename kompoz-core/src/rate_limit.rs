@@ -61,7 +61,10 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// At most `rate` calls per `period`, evenly spaced (burst 1).
+    /// At most `rate` calls per `period`, evenly spaced, with **no burst**:
+    /// one call every `period / rate`, so calls arriving together are
+    /// spread out (waited or refused), even after a quiet spell. For up to
+    /// `n` calls at once, use [`with_burst`](Self::with_burst).
     ///
     /// # Errors
     ///
@@ -100,7 +103,11 @@ impl RateLimit {
         })
     }
 
-    /// At most `rate` calls per second.
+    /// At most `rate` calls per second, with **no burst**: one call every
+    /// `1 s / rate` (`per_second(50)` admits one call per 20 ms, so 20
+    /// calls at once are not all admitted). For governor's
+    /// `Quota::per_second(n)`, which admits `n` at once, use
+    /// [`with_burst(n, Duration::from_secs(1), n)`](Self::with_burst).
     ///
     /// # Errors
     ///
@@ -109,7 +116,8 @@ impl RateLimit {
         Self::new(rate, Duration::from_secs(1))
     }
 
-    /// At most `rate` calls per minute.
+    /// At most `rate` calls per minute, with **no burst**: one call every
+    /// `60 s / rate`. For bursts, use [`with_burst`](Self::with_burst).
     ///
     /// # Errors
     ///

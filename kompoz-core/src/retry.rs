@@ -107,10 +107,21 @@ impl Backoff {
     /// assert_eq!(Backoff::fixed(Duration::from_secs(1)).delay(7), Duration::from_secs(1));
     /// # Ok::<(), kompoz_core::ConfigError>(())
     /// ```
+    ///
+    /// It walks the schedule up to `attempt` and stops early once the delay
+    /// reaches the cap, or, with `factor` 1, after the second delay (the
+    /// sequence is constant from there on), so a huge `attempt` costs at
+    /// most the steps to the cap.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let max = match self.0 {
+        let (max, factor) = match self.0 {
             Schedule::Fixed(delay) => return Duration::from_nanos(delay),
-            Schedule::Exponential { max, .. } => max,
+            Schedule::Exponential { max, factor, .. } => (max, factor),
+        };
+        // With factor 1 the delay is only rounded once, by the first advance.
+        let attempt = if factor == 1.0 {
+            attempt.min(2)
+        } else {
+            attempt
         };
         let mut delays = self.0.delays();
         // Once capped it stays there: no need to walk the remaining attempts.

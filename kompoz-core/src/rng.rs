@@ -38,9 +38,12 @@ impl SplitMix {
     }
 }
 
+/// A clone draws its own stream, seeded by one draw of the original: cloned
+/// policies must not retry in lock-step, which is what jitter is there to
+/// prevent. Clones of a seeded generator stay reproducible.
 impl Clone for SplitMix {
     fn clone(&self) -> Self {
-        SplitMix::new(self.state.load(Ordering::Relaxed))
+        SplitMix::new(self.next_u64())
     }
 }
 

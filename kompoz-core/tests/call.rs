@@ -138,3 +138,131 @@ fn an_empty_policy_calls_once() {
     assert!(matches!(out, Err(Error::Inner("no"))));
     assert_eq!(calls, 1);
 }
+
+/// An operation whose closure panics before it returns a future.
+fn panics_in_closure() -> core::future::Ready<Result<(), &'static str>> {
+    panic!("the closure panicked")
+}
+
+#[test]
+fn a_closure_panicking_before_its_future_exists_is_a_breaker_failure() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let clock = ManualClock::new();
+    let one = || {
+        clock
+            .shared_breaker()
+            .failure_threshold(1)
+            .recovery_timeout(ms(5))
+            .build()
+            .unwrap()
+    };
+
+    // `Breaker::call`, and a policy with no timeout inside the breaker.
+    let alone = one();
+    assert!(
+        catch_unwind(AssertUnwindSafe(
+            || clock.block_on(alone.call(panics_in_closure))
+        ))
+        .is_err()
+    );
+    assert_eq!(alone.stats().failure_count, 1);
+    assert_eq!(alone.state(), CircuitState::Open);
+    let layered = one();
+    let policy = clock.policy().breaker(&layered);
+    assert!(
+        catch_unwind(AssertUnwindSafe(
+            || clock.block_on(policy.call(panics_in_closure))
+        ))
+        .is_err()
+    );
+    assert_eq!(layered.stats().failure_count, 1);
+    assert_eq!(layered.state(), CircuitState::Open);
+
+    // The half-open probe, panicking the same way, reopens the circuit
+    // (before the fix it gave its slot back and left it half-open).
+    clock.advance(ms(5));
+    assert!(
+        catch_unwind(AssertUnwindSafe(
+            || clock.block_on(policy.call(panics_in_closure))
+        ))
+        .is_err()
+    );
+    assert_eq!(layered.state(), CircuitState::Open);
+}
+
+/// The documented outcome of a call whose own attempts open the breaker:
+/// the refusal of the next attempt, though the operation ran.
+#[test]
+fn a_call_whose_attempts_open_the_breaker_ends_as_circuit_open() {
+    let clock = ManualClock::new();
+    let breaker = clock.shared_breaker().failure_threshold(2).build().unwrap();
+    let policy = clock.policy().retry(3).unwrap().breaker(&breaker);
+    let mut runs = 0;
+    let out = clock.block_on(policy.call(|| {
+        runs += 1;
+        async { Err::<(), _>("down") }
+    }));
+    assert!(matches!(out, Err(Error::CircuitOpen(_))), "{out:?}");
+    assert_eq!(runs, 2, "two attempts ran, the third was refused");
+}
+
+/// `Error::Inner` is transparent: its `Display` is the inner error's, so
+/// its `source()` is the inner error's source, and a chain walk prints
+/// each message once.
+#[test]
+fn an_inner_error_is_transparent_in_the_source_chain() {
+    use std::error::Error as _;
+    use std::fmt;
+
+    #[derive(Debug)]
+    struct Fetch(std::io::Error);
+    impl fmt::Display for Fetch {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("fetching /users")
+        }
+    }
+    impl std::error::Error for Fetch {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    let error: Error<Fetch> = Error::Inner(Fetch(std::io::Error::other("connection reset")));
+    let mut chain = vec![error.to_string()];
+    let mut next = error.source();
+    while let Some(e) = next {
+        chain.push(e.to_string());
+        next = e.source();
+    }
+    assert_eq!(chain, ["fetching /users", "connection reset"]);
+    let leaf: Error<std::io::Error> = Error::Inner(std::io::Error::other("reset"));
+    assert!(leaf.source().is_none());
+}
+
+/// The layer-order guide's row for a limit inside a timeout: the wait for
+/// a permit counts against the attempt's deadline, and a breaker outside
+/// the timeout counts the resulting `TimedOut` as a failure.
+#[test]
+fn a_limit_inside_a_timeout_turns_queueing_into_a_breaker_failure() {
+    let clock = ManualClock::new();
+    let breaker = clock.shared_breaker().failure_threshold(1).build().unwrap();
+    let policy = clock
+        .policy()
+        .breaker(&breaker)
+        .timeout(ms(10))
+        .unwrap()
+        .limit_to(1)
+        .unwrap();
+    let slow = || {
+        let sleep = clock.sleep(ms(8));
+        async move {
+            sleep.await;
+            Ok::<_, ()>(())
+        }
+    };
+    let (first, queued) =
+        clock.block_on(futures::future::join(policy.call(slow), policy.call(slow)));
+    assert_eq!(first, Ok(()));
+    assert!(matches!(queued, Err(Error::TimedOut(_))), "{queued:?}");
+    assert_eq!(breaker.state(), CircuitState::Open);
+}

@@ -49,7 +49,7 @@ fn chains_of_100_compile_and_keep_their_semantics() {
 }
 
 #[test]
-fn a_policy_call_is_no_larger_than_the_same_stack_in_the_algebra() {
+fn a_policy_call_is_at_most_half_again_the_same_stack_in_the_algebra() {
     use core::time::Duration;
     use kompoz_core::{ClockExt, ManualClock};
 

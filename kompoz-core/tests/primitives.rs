@@ -16,9 +16,10 @@ use support::poll_once;
 use kompoz_core::call::{CircuitOpen, Error, RateLimitExceeded};
 use kompoz_core::circuit_breaker::BreakerOutcome;
 use kompoz_core::limiter::{AcquireOwned, OwnedSemaphorePermit};
+use kompoz_core::rate_limit::OwnedRateReservation;
 use kompoz_core::{
     Breaker, CircuitState, Clock, ClockExt, Combinator, ConfigError, Instant, ManualClock,
-    OwnedBreakerPermit, OwnedRateReservation, RateLimit, Registry, Semaphore, rule,
+    OwnedBreakerPermit, RateLimit, Registry, Semaphore, rule,
 };
 
 fn breaker(clock: &ManualClock, threshold: u32, probes: u32) -> Breaker<ManualClock> {
@@ -42,7 +43,7 @@ fn the_owned_types_are_static_and_thread_safe() {
     assert_send_sync_static::<OwnedRateReservation<ManualClock>>();
     assert_send_sync_static::<Error<std::io::Error>>();
     fn assert_send_static<T: Send + 'static>() {}
-    assert_send_static::<kompoz_core::OwnedRateWait<ManualClock>>();
+    assert_send_static::<kompoz_core::rate_limit::OwnedRateWait<ManualClock>>();
 }
 
 #[test]

@@ -374,3 +374,82 @@ fn backoff_delay_follows_the_documented_rounding_and_cap() {
     assert_eq!(b.delay(0), b.delay(1));
     assert_eq!(b.delay(u32::MAX).as_nanos(), 10);
 }
+
+/// `Backoff::delay` against the step-by-step schedule it must equal (the
+/// loop it used to run for every call), for many attempts and settings,
+/// factor 1 included; and a huge attempt number with factor 1 and no real
+/// cap, which used to walk every attempt, returns at once.
+#[test]
+fn backoff_delay_equals_the_stepwise_schedule() {
+    /// The schedule, one multiplication per attempt, as `Retry` walks it.
+    fn stepwise(base: Duration, factor: f64, max: Duration, attempts: u32) -> Vec<u64> {
+        let max = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+        let mut current = u64::try_from(base.as_nanos()).unwrap_or(u64::MAX);
+        let mut exact = current as f64;
+        let mut out = vec![current];
+        for _ in 1..attempts {
+            if current < max {
+                exact *= factor;
+                current = if exact >= max as f64 {
+                    max
+                } else {
+                    (exact as u64).clamp(current, max)
+                };
+            }
+            out.push(current);
+        }
+        out
+    }
+    let attempts = if cfg!(miri) { 40 } else { 3_000 };
+    let ns = Duration::from_nanos;
+    for (base, factor, max) in [
+        (ns(1), 1.0, ns(10)),
+        (ns(7), 1.0, Duration::MAX),
+        (ns(1), 1.5, ns(10)),
+        (ms(1), 1.01, Duration::MAX),
+        (ms(100), 1.1, Duration::from_secs(3600)),
+        (ns(3), 2.0, Duration::MAX),
+        (ms(100), 2.0, ms(10_000)),
+        (ns(123_456_789), 3.7, Duration::MAX),
+    ] {
+        let b = Backoff::exponential(base, factor, max).unwrap();
+        let expected = stepwise(base, factor, max, attempts);
+        for (n, &want) in (1..=attempts).zip(&expected) {
+            assert_eq!(b.delay(n).as_nanos(), u128::from(want), "{b:?} attempt {n}");
+        }
+    }
+    let flat = Backoff::exponential(ms(5), 1.0, Duration::MAX).unwrap();
+    assert_eq!(flat.delay(u32::MAX), ms(5));
+    let grows = Backoff::exponential(ms(1), 1.01, Duration::MAX).unwrap();
+    assert_eq!(grows.delay(u32::MAX).as_nanos(), u128::from(u64::MAX));
+}
+
+/// Clones of a jittered policy (one per client, say) must not retry in
+/// lock-step: each clone draws its own stream.
+#[test]
+fn cloned_jittered_policies_draw_their_own_delays() {
+    use std::sync::Mutex;
+
+    use kompoz_core::ClockExt;
+    use kompoz_core::call::Error;
+
+    let clock = ManualClock::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&log);
+    let policy = clock
+        .policy()
+        .retry(4)
+        .unwrap()
+        .backoff(Backoff::exponential(ms(100), 2.0, ms(10_000)).unwrap())
+        .jitter(Jitter::Full)
+        .on_retry(move |_, delay: Duration, _: &Error<()>| seen.lock().unwrap().push(delay));
+    let mut per_clone = Vec::new();
+    for clone in (0..3).map(|_| policy.clone()) {
+        log.lock().unwrap().clear();
+        let _ = clock.block_on(clone.call(|| async { Err::<(), ()>(()) }));
+        per_clone.push(log.lock().unwrap().clone());
+    }
+    assert_eq!(per_clone[0].len(), 3);
+    assert_ne!(per_clone[0], per_clone[1]);
+    assert_ne!(per_clone[1], per_clone[2]);
+}

@@ -12,10 +12,15 @@
 //! down from 1.0 s to 2.0 s. The fleet's breaker (3 failures in a row,
 //! 500 ms open, 1 probe) trips once for all replicas, and one probe for the
 //! whole fleet finds the upstream back.
+//!
+//! It checks what it prints and exits non-zero otherwise: in every full
+//! second the fleet admitted at most the quota (+1: the limit runs on the
+//! server's clock in µs, the timeline on the replicas' ms), and every
+//! replica saw the breaker open.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +34,20 @@ const DOWN_MS: (i64, i64) = (1_000, 2_000);
 const QUOTA_PER_SECOND: u32 = 20;
 
 type Failure = Box<dyn std::error::Error>;
+
+/// The replica processes: killed and reaped on every way out of `fleet`.
+struct Replicas(Vec<Child>);
+
+impl Drop for Replicas {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
 
 fn unix_ms() -> i64 {
     i64::try_from(
@@ -64,9 +83,9 @@ fn fleet() -> Result<(), Failure> {
         DOWN_MS.0, DOWN_MS.1
     );
     let start = unix_ms() + 500; // time for the replicas to connect
-    let mut children = Vec::new();
+    let mut children = Replicas(Vec::new());
     for n in 1..=REPLICAS {
-        children.push(
+        children.0.push(
             Command::new(std::env::current_exe()?)
                 .env("KOMPOZ_FLEET_REPLICA", format!("replica-{n}"))
                 .env("KOMPOZ_FLEET_URL", &url)
@@ -76,7 +95,7 @@ fn fleet() -> Result<(), Failure> {
         );
     }
     let mut lines: Vec<(i64, String)> = Vec::new();
-    for mut child in children {
+    for child in &mut children.0 {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         for line in BufReader::new(stdout).lines() {
             let line = line?;
@@ -88,6 +107,7 @@ fn fleet() -> Result<(), Failure> {
             return Err(format!("a replica failed: {status}").into());
         }
     }
+    drop(children);
     // Stable: a replica's lines of the same millisecond keep their order.
     lines.sort_by_key(|(t, _)| *t);
 
@@ -117,6 +137,33 @@ fn fleet() -> Result<(), Failure> {
             println!("  +{:>3} ms  {line}", t - first);
         }
     }
+    check(&admitted, &opened)
+}
+
+/// What the timeline must show; an error (exit code 1) names what it does
+/// not.
+fn check(admitted: &BTreeMap<i64, u32>, opened: &[(i64, &str)]) -> Result<(), Failure> {
+    let full_seconds = RUN_MS / 1000;
+    for second in 0..full_seconds {
+        let count = admitted.get(&second).copied().unwrap_or(0);
+        if count > QUOTA_PER_SECOND + 1 {
+            return Err(format!(
+                "second {second}: the fleet admitted {count} calls, over the quota of \
+                 {QUOTA_PER_SECOND} (+1)"
+            )
+            .into());
+        }
+        if count == 0 {
+            return Err(format!("second {second}: the fleet admitted no call").into());
+        }
+    }
+    for n in 1..=REPLICAS {
+        let who = format!("replica-{n}:");
+        if !opened.iter().any(|(_, line)| line.starts_with(&who)) {
+            return Err(format!("{who} never saw the breaker open").into());
+        }
+    }
+    println!("\nchecked: at most {QUOTA_PER_SECOND} (+1) a second, and every replica saw the trip");
     Ok(())
 }
 

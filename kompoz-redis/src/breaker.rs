@@ -3,20 +3,21 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use kompoz_core::call::{CircuitOpen, Error};
 use kompoz_core::circuit_breaker::OwnedBreakerPermit;
-use kompoz_core::{Breaker, CircuitState, Clock, Combinator, ConfigError};
+use kompoz_core::{Breaker, CircuitState, Clock, Combinator, ConfigError, Instant};
 use kompoz_tokio::TokioClock;
 use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::CommandError;
 use crate::fallback::{EventFn, Health};
-use crate::{Fallback, Redis, RedisEvent, SetupError};
+use crate::layer::Held;
+use crate::{Fallback, Redis, RedisEvent, SetupError, SharedBreakerLayer};
 
 mod script;
 mod view;
@@ -33,6 +34,9 @@ pub const DEFAULT_PROBE_LEASE: Duration = Duration::from_secs(30);
 
 /// How long a breaker's key outlives its last use (every sync refreshes it).
 const KEY_TTL_MS: u64 = 24 * 60 * 60 * 1000;
+/// A view older than this many staleness bounds is not trusted on the
+/// CLOSED path: the call asks Redis (one round trip) instead.
+const STALE_AFTER_BOUNDS: u32 = 3;
 /// Durations kept in the key are microseconds below 2^52, exact in Lua's
 /// doubles.
 const MAX_DURATION_US: u128 = 1 << 52;
@@ -63,25 +67,45 @@ const MAX_DURATION_US: u128 = 1 << 52;
 /// - a failure, a probe (admission and outcome) and a call after the open
 ///   deadline make one round trip each.
 ///
-/// **Staleness bound**: another replica's change reaches this one's view
-/// within `sync_interval + command_timeout` (the first sync that starts
-/// after the change ends within that); the replica that makes a change sees
-/// it at once. Until then, calls here follow the older view: a replica may
-/// admit CLOSED calls for up to that long after another tripped the circuit.
+/// **Staleness bound**: while the sync task runs and is not held up, another
+/// replica's change reaches this one's view within
+/// `sync_interval + command_timeout` (the first sync that starts after the
+/// change ends within that; a sync queued behind this replica's own reports
+/// can take longer, but every report's answer refreshes the view too); the
+/// replica that makes a change sees it at once. Until then, calls here
+/// follow the older view: a replica may admit CLOSED calls for up to that
+/// long after another tripped the circuit.
+///
+/// The bound is also enforced on the CLOSED path: a view older than three
+/// bounds is not trusted, and the call asks Redis (one round trip, which
+/// refreshes the view) or, if that fails, goes to the fallback. So a replica
+/// whose sync task died (see *Runtime*) or is stuck never admits from a
+/// frozen view for longer than three bounds.
 ///
 /// # When Redis fails
 ///
 /// A failed or timed-out sync switches the breaker to its [`Fallback`]: a
 /// local breaker with the same settings (the default), or refusing every
-/// call. Syncs go on at the same interval; the first that succeeds switches
-/// back (the local breaker's state is not carried over). Both switches are
+/// call. The local breaker starts from what this replica knew: if the view
+/// was OPEN, calls are refused until the view's deadline, and only then
+/// does the local breaker (fresh, CLOSED) decide. Syncs go on at the same
+/// interval; the first that succeeds switches back (the local breaker's
+/// state is not carried over to the fleet). Both switches are
 /// [`RedisEvent`]s and show in [`stats`](SharedBreaker::stats). Outcomes
 /// that cannot be reported are counted in `reports_lost`.
 ///
 /// # Runtime
 ///
 /// Tokio: the sync task is spawned on the runtime that builds the breaker,
-/// and ends when the last handle is dropped.
+/// and ends when the last handle is dropped, or when that runtime shuts
+/// down. In the second case the end shows as
+/// [`RedisEvent::SyncStopped`] and in
+/// [`stats`](SharedBreaker::stats)`().sync_task_running`; the view is then
+/// refreshed only by calls (above), and the connection built on that
+/// runtime is gone too, so the fallback serves: build the breaker (and its
+/// [`Redis`]) on the runtime that serves the calls. Calls made outside any
+/// tokio runtime never panic: a decision that needs Redis goes to the
+/// fallback.
 ///
 /// # Examples
 ///
@@ -126,6 +150,13 @@ struct Inner {
     fallback_calls: AtomicU64,
     syncs: AtomicU64,
     reports_lost: AtomicU64,
+    /// Whether the sync task runs (it ends with the runtime that built the
+    /// breaker).
+    worker_running: AtomicBool,
+    /// When the sync task last went round its loop (`TokioClock` nanos).
+    worker_beat: AtomicU64,
+    /// `STALE_AFTER_BOUNDS` staleness bounds, in nanoseconds.
+    stale_after_ns: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +205,9 @@ impl SharedBreaker {
     pub fn state(&self) -> CircuitState {
         let inner = &self.inner;
         if inner.health.in_fallback() {
+            if let Some(view) = inner.open_from_view() {
+                return view.state;
+            }
             return match &inner.fallback {
                 Some(local) => local.state(),
                 None => CircuitState::Open,
@@ -211,13 +245,22 @@ impl SharedBreaker {
             return self.acquire_fallback();
         }
         let view = inner.view.load();
+        let now = TokioClock.now();
+        // A view older than the bound (the sync task is gone, or stuck) is
+        // not trusted: Redis decides, in one round trip that refreshes it.
+        let fresh = inner.view.synced_since(Instant::from_nanos(
+            now.as_nanos().saturating_sub(inner.stale_after_ns),
+        ));
         match view.state {
+            _ if !fresh => {
+                inner.worker_alive(now);
+            }
             CircuitState::Closed => {
                 return Ok(self.permit(Kind::Closed {
                     generation: view.generation,
                 }));
             }
-            CircuitState::Open if TokioClock.now() < view.open_until => {
+            CircuitState::Open if now < view.open_until => {
                 inner.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(CircuitOpen::new(CircuitState::Open, Some(view.open_until)));
             }
@@ -229,9 +272,14 @@ impl SharedBreaker {
         }
         // The grant runs on its own task: if this call is dropped while it
         // is on the way, the task gives a granted probe slot back.
+        // Outside a tokio runtime there is no task to ask Redis with: the
+        // fallback decides.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.acquire_fallback();
+        };
         let (tx, rx) = oneshot::channel();
         let task = Arc::clone(inner);
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let result = task.op("acquire", 0).await;
             if let Err(Ok((Verdict::Probe, remote))) = tx.send(result) {
                 task.send(Report {
@@ -273,6 +321,13 @@ impl SharedBreaker {
     fn acquire_fallback(&self) -> Result<SharedBreakerPermit, CircuitOpen> {
         let inner = &self.inner;
         inner.fallback_calls.fetch_add(1, Ordering::Relaxed);
+        // The fleet's circuit was OPEN when Redis went away: it stays OPEN
+        // here until the deadline this replica knew; then the local
+        // breaker decides.
+        if let Some(view) = inner.open_from_view() {
+            inner.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(CircuitOpen::new(CircuitState::Open, Some(view.open_until)));
+        }
         match &inner.fallback {
             Some(local) => local
                 .try_acquire_owned()
@@ -289,8 +344,11 @@ impl SharedBreaker {
     }
 
     /// Runs the operation `make()` if the breaker admits it, and reports its
-    /// outcome (an `Err` is a failure) before returning; the shape of the
-    /// call API.
+    /// outcome (an `Err` or a panic is a failure) before returning: a
+    /// policy of this breaker's [`layer`](Self::layer) alone. For another
+    /// classification, or more layers, use a
+    /// [`Policy`](kompoz_core::call::Policy) with
+    /// [`SharedPolicyExt`](crate::SharedPolicyExt).
     ///
     /// # Errors
     ///
@@ -298,18 +356,23 @@ impl SharedBreaker {
     /// [`Error::Inner`] with the operation's own error.
     pub async fn call<T, E, F, Fut>(&self, make: F) -> Result<T, Error<E>>
     where
-        F: FnOnce() -> Fut,
+        F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = self.acquire().await?;
-        let result = make().await;
-        permit.finish(result.is_err()).await;
-        result.map_err(Error::Inner)
+        kompoz_tokio::policy().layer(self.layer()).call(make).await
+    }
+
+    /// This breaker as a layer of the call API, with the default
+    /// classification (tune it with
+    /// [`failure_if_err`](SharedBreakerLayer::failure_if_err) and
+    /// [`failure_if_ok`](SharedBreakerLayer::failure_if_ok)).
+    pub fn layer(&self) -> SharedBreakerLayer {
+        SharedBreakerLayer::new(self)
     }
 
     /// Guards the combinator `inner` (the algebra's face): a refused call
-    /// returns `(false, ctx)` without running it; `ok == false` is a
-    /// failure.
+    /// returns `(false, ctx)` without running it; `ok == false` or a panic
+    /// is a failure.
     pub fn guard<I>(&self, inner: I) -> SharedCircuitBreaker<I> {
         SharedCircuitBreaker {
             inner,
@@ -356,6 +419,7 @@ impl SharedBreaker {
             redis_errors: inner.health.redis_errors(),
             syncs: inner.syncs.load(Ordering::Relaxed),
             reports_lost: inner.reports_lost.load(Ordering::Relaxed),
+            sync_task_running: inner.worker_alive(TokioClock.now()),
             since_sync: inner
                 .view
                 .synced_at()
@@ -371,6 +435,43 @@ impl SharedBreaker {
 }
 
 impl Inner {
+    /// Whether the sync task runs: it has not ended, and went round its
+    /// loop within three staleness bounds (each of its round trips ends
+    /// within one). Marks it stopped otherwise.
+    fn worker_alive(&self, now: Instant) -> bool {
+        if !self.worker_running.load(Ordering::Acquire) {
+            return false;
+        }
+        let beat = self.worker_beat.load(Ordering::Acquire);
+        if now.as_nanos().saturating_sub(beat) <= self.stale_after_ns {
+            return true;
+        }
+        self.worker_stopped();
+        false
+    }
+
+    /// The sync task went round its loop.
+    fn beat(&self) {
+        self.worker_beat
+            .store(TokioClock.now().as_nanos(), Ordering::Release);
+        self.worker_running.store(true, Ordering::Release);
+    }
+
+    /// The sync task ended (or stopped going round): say so once.
+    fn worker_stopped(&self) {
+        if self.worker_running.swap(false, Ordering::AcqRel) {
+            self.health.emit(|| RedisEvent::SyncStopped {
+                key: Arc::clone(&self.key),
+            });
+        }
+    }
+
+    /// The last view, if it was OPEN and its deadline has not passed.
+    fn open_from_view(&self) -> Option<view::Snapshot> {
+        let view = self.view.load();
+        (view.state == CircuitState::Open && TokioClock.now() < view.open_until).then_some(view)
+    }
+
     /// Runs one operation of the script and takes its answer into the view.
     async fn op(
         &self,
@@ -447,6 +548,17 @@ async fn run_worker(
     mut reports: mpsc::UnboundedReceiver<Report>,
     interval: Duration,
 ) {
+    /// Says, when the task ends with the breaker still in use (its runtime
+    /// shut down), that the view is no longer synced in the background.
+    struct Running(Weak<Inner>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let Some(inner) = self.0.upgrade() {
+                inner.worker_stopped();
+            }
+        }
+    }
+    let _running = Running(inner.clone());
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -454,9 +566,11 @@ async fn run_worker(
             report = reports.recv() => {
                 let (Some(report), Some(inner)) = (report, inner.upgrade()) else { return };
                 inner.report(report).await;
+                inner.beat();
             }
             _ = ticker.tick() => {
                 let Some(inner) = inner.upgrade() else { return };
+                inner.beat();
                 let _ = inner.sync().await;
             }
         }
@@ -654,6 +768,11 @@ pub struct SharedBreakerStats {
     pub reports_lost: u64,
     /// How old the view is (`None` before the first answer).
     pub since_sync: Option<Duration>,
+    /// Whether the background sync task runs. It ends with the runtime that
+    /// built the breaker ([`RedisEvent::SyncStopped`]); the view is then
+    /// refreshed only by calls that find it older than three staleness
+    /// bounds.
+    pub sync_task_running: bool,
 }
 
 /// Configures a [`SharedBreaker`]; [`build`](Self::build) validates,
@@ -790,6 +909,15 @@ impl SharedBreakerBuilder {
         };
         let key: Arc<str> = Arc::from(self.key.as_str());
         let (reports, receiver) = mpsc::unbounded_channel();
+        let stale_after_ns = u64::try_from(
+            (settings
+                .sync_interval
+                .saturating_add(self.redis.command_timeout()))
+            .checked_mul(STALE_AFTER_BOUNDS)
+            .unwrap_or(Duration::MAX)
+            .as_nanos(),
+        )
+        .unwrap_or(u64::MAX);
         let inner = Arc::new(Inner {
             health: Health::new(Arc::clone(&key), settings.sync_interval, self.on_event),
             args: [
@@ -809,6 +937,9 @@ impl SharedBreakerBuilder {
             fallback_calls: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             reports_lost: AtomicU64::new(0),
+            worker_running: AtomicBool::new(true),
+            worker_beat: AtomicU64::new(TokioClock.now().as_nanos()),
+            stale_after_ns,
         });
         match inner.op("sync", 0).await {
             Ok(_) => {
@@ -864,11 +995,13 @@ impl<I> SharedCircuitBreaker<I> {
 
 impl<C, I: Combinator<C>> Combinator<C> for SharedCircuitBreaker<I> {
     async fn run(&self, ctx: C) -> (bool, C) {
-        let Ok(permit) = self.breaker.acquire().await else {
+        let Ok(held) = Held::admit(&self.breaker).await else {
             return (false, ctx);
         };
-        let (ok, ctx) = self.inner.run(ctx).await;
-        permit.finish(!ok).await;
+        let ((ok, ctx), permit) = held.run(self.inner.run(ctx)).await;
+        if let Some(permit) = permit {
+            permit.finish(!ok).await;
+        }
         (ok, ctx)
     }
 }

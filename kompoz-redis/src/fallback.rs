@@ -56,6 +56,15 @@ pub enum RedisEvent {
         /// How long the fallback served.
         after: Duration,
     },
+    /// The shared breaker's sync task ended while the breaker is still in
+    /// use: the runtime that built the breaker shut down. From then on the
+    /// view is refreshed only by calls (a call that finds it older than
+    /// three staleness bounds asks Redis), and outcomes that would have been
+    /// queued to Redis are counted in `reports_lost`.
+    SyncStopped {
+        /// The Redis key of the breaker.
+        key: Arc<str>,
+    },
     /// This replica saw the shared breaker change state (its own
     /// transition, or another replica's, seen at a sync).
     StateChange {

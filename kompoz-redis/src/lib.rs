@@ -20,15 +20,29 @@
 //! - When Redis fails: every command has a timeout ([`RedisBuilder::command_timeout`]),
 //!   the connection re-establishes itself, and a [`Fallback`] serves — a
 //!   local limiter or breaker (fail open) or refusal (fail closed) — shown in
-//!   the stats and reported as [`RedisEvent`]s. Nothing panics.
+//!   the stats and reported as [`RedisEvent`]s. Nothing panics when called
+//!   inside a tokio runtime with its timers enabled (see *Runtime*).
 //!
 //! All have the primitives' shape (`check`/`acquire` returning
 //! [`RateLimitExceeded`](kompoz_core::call::RateLimitExceeded) or
 //! [`CircuitOpen`](kompoz_core::call::CircuitOpen), a breaker permit with
-//! `success`/`failure`/drop-as-cancel, a pool permit released on drop), a
-//! `call(|| fut)` returning
-//! `Result<T, kompoz_core::call::Error<E>>`, and a `guard(inner)` that is a
-//! [`Combinator`](kompoz_core::Combinator) for the algebra.
+//! `success`/`failure`/drop-as-cancel, a pool permit released on drop), and
+//! take part in both faces of kompoz:
+//!
+//! - **the call API**: each is a [`Layer`](kompoz_core::call::Layer)
+//!   ([`SharedRateLimitLayer`], [`SharedBreakerLayer`], [`SharedLimitLayer`]),
+//!   added to a [`Policy`](kompoz_core::call::Policy) by
+//!   [`SharedPolicyExt`]'s `.shared_rate_limit(&l)`, `.shared_breaker(&b)`
+//!   and `.shared_limit(&p)` beside the local layers, with the same typed
+//!   refusals (see the example below); `call(|| fut)` is a policy of that
+//!   one layer;
+//! - **the algebra**: `guard(inner)` is a
+//!   [`Combinator`](kompoz_core::Combinator).
+//!
+//! The shared breaker classifies as the local breaker layer does
+//! ([`SharedBreakerLayer::failure_if_err`], [`SharedBreakerLayer::failure_if_ok`]);
+//! an operation that panics is a failure; a refusal from a layer inside, or
+//! a dropped call, counts nothing and gives a probe slot back.
 //!
 //! ## Runtime
 //!
@@ -36,7 +50,13 @@
 //! tokio, and so do the breaker's sync task and the command timeouts, so
 //! every call must run inside a tokio runtime (either flavor; the breaker's
 //! sync task lives on the runtime that built it). async-std and smol users
-//! can run a small tokio runtime beside theirs. Local instants (a refusal's
+//! can run a small tokio runtime beside theirs, and must make the calls in
+//! its context ([`Handle::enter`](tokio::runtime::Handle::enter) or
+//! `block_on`), with its timers enabled (`enable_time` or `enable_all`):
+//! outside a runtime, or without timers, [`Redis::connect`] and the
+//! limiter's and pool's commands panic as tokio's timers do. The breaker's
+//! admission from its view needs no runtime, and a decision that needs
+//! Redis goes to its fallback there. Local instants (a refusal's
 //! `retry_at`) are on [`TokioClock`](kompoz_tokio::TokioClock)'s timeline.
 //!
 //! ## Example
@@ -44,7 +64,7 @@
 //! ```
 //! use std::time::Duration;
 //! use kompoz_core::RateLimit;
-//! use kompoz_redis::{Redis, SharedBreaker, SharedRateLimiter};
+//! use kompoz_redis::{Redis, SharedBreaker, SharedPolicyExt, SharedRateLimiter};
 //!
 //! # async fn fetch() -> Result<String, std::io::Error> { Ok(String::new()) }
 //! # #[tokio::main(flavor = "current_thread")]
@@ -62,8 +82,12 @@
 //!     .build()
 //!     .await?;
 //!
-//! rate.acquire().await?;
-//! let body = breaker.call(|| fetch()).await?;
+//! let policy = kompoz_tokio::policy()
+//!     .shared_rate_limit(&rate)
+//!     .retry(3)?
+//!     .shared_breaker(&breaker)
+//!     .timeout(Duration::from_secs(2))?;
+//! let body = policy.call(|| fetch()).await?;
 //! # let _ = body;
 //! # Ok(())
 //! # }
@@ -80,6 +104,7 @@ mod breaker;
 mod connection;
 mod error;
 mod fallback;
+mod layer;
 mod pool;
 mod rate_limit;
 pub mod test_server;
@@ -91,6 +116,7 @@ pub use breaker::{
 pub use connection::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Redis, RedisBuilder};
 pub use error::SetupError;
 pub use fallback::{Fallback, RedisEvent};
+pub use layer::{SharedBreakerLayer, SharedLimitLayer, SharedPolicyExt, SharedRateLimitLayer};
 pub use pool::{
     DEFAULT_LEASE, DEFAULT_POLL_EVERY, SharedLimited, SharedPool, SharedPoolBuilder,
     SharedPoolPermit, SharedPoolStats,

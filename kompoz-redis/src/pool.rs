@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::CommandError;
 use crate::fallback::{EventFn, Health};
-use crate::{Fallback, Redis, RedisEvent, SetupError};
+use crate::{Fallback, Redis, RedisEvent, SetupError, SharedLimitLayer};
 
 /// How long a lease lasts without renewal, unless told otherwise: 30 s.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -39,6 +39,9 @@ const POOL_LUA: &str = r"
 local have = redis.call('HMGET', KEYS[2], 'max', 'lease_us')
 if have[1] and (have[1] ~= ARGV[2] or have[2] ~= ARGV[3]) then
   return {'conflict', have[1], have[2] or ''}
+end
+if not have[1] and redis.call('EXISTS', KEYS[2]) == 1 then
+  return {'conflict', 'a key of another kind (not a pool)', ''}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -303,7 +306,8 @@ impl SharedPool {
     }
 
     /// Runs the operation `make()` holding a lease (taken by the mode, as
-    /// [`acquire`](Self::acquire)); the lease is given back when it ends.
+    /// [`acquire`](Self::acquire)); the lease is given back when it ends:
+    /// a policy of this pool's [`layer`](Self::layer) alone.
     ///
     /// # Errors
     ///
@@ -311,11 +315,15 @@ impl SharedPool {
     /// [`Error::Inner`] with the operation's own error.
     pub async fn call<T, E, F, Fut>(&self, make: F) -> Result<T, Error<E>>
     where
-        F: FnOnce() -> Fut,
+        F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let _permit = self.acquire().await?;
-        make().await.map_err(Error::Inner)
+        kompoz_tokio::policy().layer(self.layer()).call(make).await
+    }
+
+    /// This pool as a layer of the call API.
+    pub fn layer(&self) -> SharedLimitLayer {
+        SharedLimitLayer::new(self)
     }
 
     /// Guards the combinator `inner` (the algebra's face): a call that gets

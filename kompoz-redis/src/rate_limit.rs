@@ -7,15 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kompoz_core::call::{Error, RateLimitExceeded};
-use kompoz_core::{
-    Clock, Combinator, ConfigError, LimitMode, OwnedRateReservation, RateLimit, RateLimiter,
-};
+use kompoz_core::rate_limit::OwnedRateReservation;
+use kompoz_core::{Clock, Combinator, ConfigError, LimitMode, RateLimit, RateLimiter};
 use kompoz_tokio::TokioClock;
 use redis::Script;
+use tokio::sync::oneshot;
 
 use crate::connection::CommandError;
 use crate::fallback::{EventFn, Health};
-use crate::{Fallback, Redis, RedisEvent, SetupError};
+use crate::{Fallback, Redis, RedisEvent, SetupError, SharedRateLimitLayer};
 
 /// How long a key outlives its last use: a day past the end of the
 /// bookkeeping it holds (its configuration stays, so a reused name with
@@ -38,6 +38,9 @@ local key = KEYS[1]
 local have = redis.call('HMGET', key, 'rate', 'period_ns', 'burst', 'tat')
 if have[1] and (have[1] ~= ARGV[1] or have[2] ~= ARGV[2] or have[3] ~= ARGV[3]) then
   return {'conflict', have[1], have[2] or '', have[3] or ''}
+end
+if not have[1] and redis.call('EXISTS', key) == 1 then
+  return {'conflict', 'a key of another kind (not a rate limit)', '', ''}
 end
 local max_wait = tonumber(ARGV[6])
 if max_wait == -2 then
@@ -212,7 +215,10 @@ impl SharedRateLimiter {
     /// Admits a call by the limiter's [`LimitMode`]: waits for its slot
     /// (the default), or refuses at once when the slot is further off than
     /// the mode allows. Cancel-safe: dropped while waiting, the slot is
-    /// given back where possible.
+    /// given back where possible. Dropped while the decision itself is on
+    /// its way (the script's round trip, on the caller's task), a slot the
+    /// server granted is not given back: the fleet then admits one call
+    /// less than it could, never one more.
     ///
     /// # Errors
     ///
@@ -243,7 +249,8 @@ impl SharedRateLimiter {
     }
 
     /// Runs the operation `make()` once the limit admits it (by the mode,
-    /// as [`acquire`](Self::acquire)); the shape of the call API.
+    /// as [`acquire`](Self::acquire)): a policy of this limiter's
+    /// [`layer`](Self::layer) alone.
     ///
     /// # Errors
     ///
@@ -251,11 +258,15 @@ impl SharedRateLimiter {
     /// [`Error::Inner`] with the operation's own error.
     pub async fn call<T, E, F, Fut>(&self, make: F) -> Result<T, Error<E>>
     where
-        F: FnOnce() -> Fut,
+        F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.acquire().await?;
-        make().await.map_err(Error::Inner)
+        kompoz_tokio::policy().layer(self.layer()).call(make).await
+    }
+
+    /// This limit as a layer of the call API.
+    pub fn layer(&self) -> SharedRateLimitLayer {
+        SharedRateLimitLayer::new(self)
     }
 
     /// Guards the combinator `inner` with this limit (the algebra's face):
@@ -320,7 +331,34 @@ impl SharedRateLimiter {
         let mut args = inner.args.to_vec();
         args.push(max_wait_us);
         args.push(KEY_TTL_MS.to_string());
-        let reply: Vec<String> = inner.redis.run(&inner.script, &inner.key, &args).await?;
+        // The script runs on its own task: if this call is dropped while
+        // the answer is on the way, the task gives an admitted slot back.
+        let (tx, rx) = oneshot::channel();
+        let task = Arc::clone(inner);
+        tokio::spawn(async move {
+            let reply = task
+                .redis
+                .run::<Vec<String>>(&task.script, &task.key, &args)
+                .await;
+            if let Err(Ok(reply)) = tx.send(reply) {
+                if let (Some("admitted"), Some(new), Some(old)) = (
+                    reply.first().map(String::as_str),
+                    reply.get(2),
+                    reply.get(3),
+                ) {
+                    let _ = task
+                        .redis
+                        .run::<i64>(&task.cancel, &task.key, &[new.clone(), old.clone()])
+                        .await;
+                }
+            }
+        });
+        let reply = match rx.await {
+            Ok(reply) => reply?,
+            // The task ended without an answer (its runtime is shutting
+            // down): treated as Redis not answering.
+            Err(_) => return Err(CommandError::TimedOut(inner.redis.command_timeout())),
+        };
         let micros = |i: usize| reply.get(i).and_then(|s| s.parse::<u64>().ok());
         match reply.first().map(String::as_str) {
             Some("admitted") => {

@@ -140,9 +140,25 @@ impl RedisServer {
         })?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if ping(self.port) {
-                self.child = Some(child);
-                return Ok(());
+            // Ours only if our child still runs and the server answering
+            // says it is our child: another test's server may hold the port
+            // (ours then exits with "address in use").
+            if let Some(pid) = server_pid(self.port, self.password.as_deref()) {
+                if child.try_wait()?.is_none() && pid == child.id() {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                if pid != child.id() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        format!(
+                            "port {} is held by another redis-server (pid {pid})",
+                            self.port
+                        ),
+                    ));
+                }
             }
             if let Some(status) = child.try_wait()? {
                 return Err(std::io::Error::other(format!(
@@ -154,7 +170,7 @@ impl RedisServer {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(std::io::Error::other(format!(
-                    "redis-server on port {} did not answer PING within {START_TIMEOUT:?}",
+                    "redis-server on port {} did not answer INFO within {START_TIMEOUT:?}",
                     self.port
                 )));
             }
@@ -176,20 +192,42 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// Whether a Redis server answers on the port (`+PONG`, or `-NOAUTH` from
-/// one that wants a password: it is up either way).
-fn ping(port: u16) -> bool {
+/// The `process_id` of the Redis server answering on the port (after
+/// `AUTH` when a password is given), or `None` if none answers yet.
+fn server_pid(port: u16, password: Option<&str>) -> Option<u32> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
+    let mut request = Vec::new();
+    if let Some(password) = password {
+        request.extend_from_slice(
+            format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len()).as_bytes(),
+        );
     }
-    let mut reply = [0u8; 16];
-    match stream.read(&mut reply) {
-        Ok(n) => reply[..n].starts_with(b"+PONG") || reply[..n].starts_with(b"-NOAUTH"),
-        Err(_) => false,
+    request.extend_from_slice(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n");
+    stream.write_all(&request).ok()?;
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        text.extend_from_slice(&buf[..n]);
+        let reply = String::from_utf8_lossy(&text);
+        if reply.starts_with('-') || reply.contains("\r\n-") {
+            return None;
+        }
+        if let Some(at) = reply.find("process_id:") {
+            let rest = &reply[at + "process_id:".len()..];
+            if let Some(end) = rest.find("\r\n") {
+                return rest[..end].trim().parse().ok();
+            }
+        }
+        if text.len() > 1 << 16 {
+            return None;
+        }
     }
 }

@@ -4,14 +4,17 @@
 
 mod support;
 
+use support::eventually;
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kompoz_core::{CircuitState, RateLimit};
 use kompoz_redis::test_server::{RedisServer, free_port};
 use kompoz_redis::{Fallback, Redis, RedisEvent, SetupError, SharedBreaker, SharedRateLimiter};
 
 type Events = Arc<Mutex<Vec<RedisEvent>>>;
+type Subscriber = dyn Fn(&RedisEvent) + Send + Sync;
 
 fn recorder() -> (Events, impl Fn(&RedisEvent) + Send + Sync + 'static) {
     let events: Events = Arc::default();
@@ -23,14 +26,6 @@ fn recorder() -> (Events, impl Fn(&RedisEvent) + Send + Sync + 'static) {
 
 fn count(events: &Events, what: fn(&RedisEvent) -> bool) -> usize {
     events.lock().unwrap().iter().filter(|e| what(e)).count()
-}
-
-async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done().await {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// 50 calls, then one an hour: a budget a test spends exactly.
@@ -296,4 +291,166 @@ async fn bad_connection_settings_are_refused_by_name() {
         !err.to_string().contains("pw"),
         "the password leaked: {err}"
     );
+}
+
+/// Redis fails while the shared circuit is OPEN: the fallback keeps it OPEN
+/// until the deadline this replica knew, instead of starting CLOSED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_failure_during_an_outage_keeps_the_circuit_open() {
+    let mut server = support::server();
+    let redis = Redis::builder(&server.url())
+        .command_timeout(Duration::from_millis(100))
+        .connect()
+        .await
+        .unwrap();
+    let breaker = SharedBreaker::builder(&redis, "outage:blip")
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_secs(60))
+        .sync_interval(Duration::from_millis(10))
+        .build()
+        .await
+        .unwrap();
+    breaker.acquire().await.unwrap().finish(true).await;
+    assert_eq!(breaker.state(), CircuitState::Open);
+    server.stop();
+    eventually("the fallback serves", async || breaker.in_fallback()).await;
+    let refused = breaker.acquire().await;
+    assert!(
+        refused.is_err(),
+        "the fallback admitted a call the fleet had refused for 60 s"
+    );
+    assert_eq!(breaker.state(), CircuitState::Open);
+    let retry_at = refused.unwrap_err().retry_at();
+    assert!(retry_at.is_some(), "the refusal names the known deadline");
+}
+
+/// The runtime that built the breaker ends (its sync task with it): the
+/// view's age is checked on the CLOSED path, so a call on another runtime
+/// refreshes it from Redis and sees the fleet's trip; the task's end shows
+/// in the stats and as an event.
+#[test]
+fn a_replica_whose_sync_task_died_still_sees_a_trip() {
+    let server = support::server();
+    let url = server.url();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let (events, on_event) = recorder();
+    let build = |on_event: Option<Box<Subscriber>>| {
+        let url = url.clone();
+        async move {
+            let redis = Redis::connect(&url).await.unwrap();
+            let mut builder = SharedBreaker::builder(&redis, "outage:orphan")
+                .failure_threshold(1)
+                .recovery_timeout(Duration::from_secs(60))
+                .sync_interval(Duration::from_millis(20));
+            if let Some(on_event) = on_event {
+                builder = builder.on_event(on_event);
+            }
+            builder.build().await.unwrap()
+        }
+    };
+    let setup = runtime();
+    let orphan = setup.block_on(build(Some(Box::new(on_event))));
+    assert!(orphan.stats().sync_task_running);
+    drop(setup);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while orphan.stats().sync_task_running {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync task's end never showed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        count(&events, |e| matches!(e, RedisEvent::SyncStopped { .. })),
+        1
+    );
+    runtime().block_on(async {
+        let other = build(None).await;
+        other.acquire().await.unwrap().finish(true).await;
+        assert_eq!(other.state(), CircuitState::Open);
+        // Past the bound (three times it), the view is not trusted.
+        tokio::time::sleep(orphan.staleness_bound() * 3 + Duration::from_millis(20)).await;
+        // The orphan's connection died with its runtime too, so the round
+        // trip fails and the fallback decides, visibly; before, the frozen
+        // CLOSED view admitted the call as a shared one.
+        let admitted = orphan.acquire().await;
+        let stats = orphan.stats();
+        assert!(
+            admitted.is_err() || admitted.as_ref().is_ok_and(|p| p.is_fallback()),
+            "admitted from a view older than the bound: {admitted:?} {stats:?}"
+        );
+        assert!(stats.in_fallback && !stats.sync_task_running, "{stats:?}");
+        assert_eq!(
+            count(&events, |e| matches!(e, RedisEvent::FallbackStarted { .. })),
+            1
+        );
+    });
+}
+
+/// Another redis-server takes the port between `stop` and `restart`: the
+/// restart says so instead of adopting the other server.
+#[test]
+fn a_restart_does_not_adopt_another_server_on_its_port() {
+    let mut ours = support::server();
+    let port = ours.port();
+    ours.stop();
+    let mut foreign = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the other server answers (a plain PING on the socket).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let restarted = ours.restart();
+    let _ = foreign.kill();
+    let _ = foreign.wait();
+    let err = restarted.expect_err("restart adopted another process's server");
+    assert!(err.to_string().contains("another redis-server"), "{err}");
+}
+
+/// A breaker and a rate limiter given one key name: the second refuses to
+/// build instead of sharing (and corrupting) the first one's hash.
+#[tokio::test]
+async fn a_breaker_and_a_limiter_on_one_key_is_a_conflict() {
+    let server = support::server();
+    let redis = Redis::connect(&server.url()).await.unwrap();
+    let _breaker = SharedBreaker::builder(&redis, "same:b")
+        .build()
+        .await
+        .unwrap();
+    let limiter = SharedRateLimiter::builder(&redis, "same:b", budget())
+        .build()
+        .await;
+    let err = limiter.expect_err("a limiter built on a breaker's key");
+    assert!(
+        matches!(
+            err,
+            SetupError::Config(kompoz_core::ConfigError::NameConflict { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("another kind"), "{err}");
+
+    let _limiter = SharedRateLimiter::builder(&redis, "same:l", budget())
+        .build()
+        .await
+        .unwrap();
+    let breaker = SharedBreaker::builder(&redis, "same:l").build().await;
+    let err = breaker.expect_err("a breaker built on a limiter's key");
+    assert!(err.to_string().contains("another kind"), "{err}");
 }

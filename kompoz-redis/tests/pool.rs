@@ -3,7 +3,9 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use support::eventually;
+
+use std::time::Duration;
 
 use kompoz_core::call::Error;
 use kompoz_core::{Combinator, ConfigError, rule};
@@ -16,14 +18,6 @@ const ENTRY: &str = "replica";
 async fn pool(server: &RedisServer, key: &str, max: u32) -> SharedPoolBuilder {
     let redis = Redis::connect(&server.url()).await.unwrap();
     SharedPool::builder(&redis, key, max)
-}
-
-async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done().await {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[test]

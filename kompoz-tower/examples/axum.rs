@@ -97,9 +97,8 @@ async fn refusal_to_response(err: Error<ClientError>) -> Response<Body> {
         _ => StatusCode::BAD_GATEWAY,
     };
     let mut response = (status, err.to_string()).into_response();
-    if let Some(at) = err.retry_at() {
-        // `retry_at` is on the layers' clock: TokioClock here.
-        let wait = at.duration_since(TokioClock.now());
+    // The wait is measured on the layers' clock: TokioClock here.
+    if let Some(wait) = err.retry_after(TokioClock.now()) {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         response
             .headers_mut()

@@ -73,27 +73,37 @@ where
 ///
 /// # `poll_ready` and `call`
 ///
-/// Admission happens in `poll_ready`: it asks the breaker for a permit
-/// (in HALF_OPEN, a probe slot) *before* asking the inner service whether
-/// it is ready.
+/// `poll_ready` asks the breaker whether it would admit a call *before*
+/// asking the inner service whether it is ready; `call` takes the permit
+/// (in HALF_OPEN, a probe slot). Nothing is held in between.
 ///
-/// - Admitted: `poll_ready` then waits for the inner service's readiness
-///   (a limit's permit, say); `call` moves the breaker permit into the
-///   response future, which records the outcome when the response is in.
-/// - Refused: `poll_ready` is ready at once without touching the inner
+/// - Would admit: `poll_ready` waits for the inner service's readiness
+///   (a limit's permit, say). `call` then takes the permit and moves it
+///   into the response future, which records the outcome when the response
+///   is in. If the breaker opened while the request waited (queued at a
+///   limit below it), `call` refuses with [`Error::CircuitOpen`] and the
+///   request never reaches the upstream.
+/// - Refuses: `poll_ready` is ready at once without touching the inner
 ///   service, and the `call` that follows fails with
 ///   [`Error::CircuitOpen`]. An open circuit fails fast: a refused request
 ///   never waits for, nor holds, capacity below it. The refusal is not an
 ///   error of `poll_ready` itself, which in tower would mark the service
-///   as broken for good.
+///   as broken for good. A later `poll_ready` decides again, so a service
+///   readied while the circuit was open is not refused forever.
+///
+/// Why the permit is taken in `call`: tower lets a caller ready a service
+/// and call it much later, or never (a balancer keeps every readied
+/// endpoint in its ready set). A permit held across that gap would hold
+/// the only HALF_OPEN probe slot with no request running on it, and start
+/// a slow-call clock before the call. The limit, by contrast, takes its
+/// permit in `poll_ready`: that is its backpressure.
 ///
 /// A permit is never leaked: a response future dropped before its answer
-/// (a client gone, an outer timeout) and a service readied but dropped
-/// before `call` give the permit back without an outcome, so a probe slot
-/// returns to the breaker. A panic of the inner response future counts as
-/// a failure (as in kompoz's combinator); a panicking classifier records
-/// nothing. An error of the inner service's `poll_ready` is classified and
-/// recorded like a response.
+/// (a client gone, an outer timeout) gives the permit back without an
+/// outcome, so a probe slot returns to the breaker. A panic of the inner
+/// response future counts as a failure (as in kompoz's combinator); a
+/// panicking classifier records nothing. An error of the inner service's
+/// `poll_ready` is classified and recorded like a response.
 ///
 /// # Examples
 ///
@@ -188,12 +198,17 @@ pub struct CircuitBreaker<S, K: Clock, C = ErrOnly> {
     inner: S,
     breaker: Breaker<K>,
     classify: C,
-    state: Admission<K>,
+    state: Admission,
 }
 
-enum Admission<K: Clock> {
+/// What the last `poll_ready` found. No permit is held between
+/// `poll_ready` and `call`.
+enum Admission {
+    /// No ready `poll_ready` since the last call.
     Undecided,
-    Admitted(OwnedBreakerPermit<K>),
+    /// The breaker would admit and the inner service is ready.
+    Ready,
+    /// The breaker refused: the next `call` fails with this, fast.
     Refused(CircuitOpen),
 }
 
@@ -213,7 +228,7 @@ impl<S, K: Clock, C> CircuitBreaker<S, K, C> {
         &mut self.inner
     }
 
-    /// The wrapped service, by value (a permit it held is given back).
+    /// The wrapped service, by value.
     pub fn into_inner(self) -> S {
         self.inner
     }
@@ -235,7 +250,7 @@ impl<S: fmt::Debug, K: Clock + fmt::Debug, C> fmt::Debug for CircuitBreaker<S, K
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             Admission::Undecided => "undecided",
-            Admission::Admitted(_) => "admitted",
+            Admission::Ready => "ready",
             Admission::Refused(_) => "refused",
         };
         f.debug_struct("CircuitBreaker")
@@ -258,23 +273,31 @@ where
     type Future = BreakerFuture<S::Future, K, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if let Admission::Undecided = self.state {
-            self.state = match self.breaker.try_acquire_owned() {
-                Ok(permit) => Admission::Admitted(permit),
-                Err(open) => Admission::Refused(open),
-            };
-        }
-        if let Admission::Refused(_) = self.state {
-            return Poll::Ready(Ok(()));
+        // Would the breaker admit a call now? A permit taken and dropped
+        // without an outcome counts nothing and gives a probe slot back, so
+        // nothing is held across the return; `call` takes the real permit.
+        // Decided on every `poll_ready`: a refusal is not sticky.
+        match self.breaker.try_acquire() {
+            Ok(peek) => drop(peek),
+            Err(open) => {
+                // Fail fast: do not wait for (or hold) capacity below.
+                self.state = Admission::Refused(open);
+                return Poll::Ready(Ok(()));
+            }
         }
         match self.inner.poll_ready(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
-            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => {
+                self.state = Admission::Ready;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                self.state = Admission::Undecided;
+                Poll::Pending
+            }
             Poll::Ready(Err(e)) => {
+                self.state = Admission::Undecided;
                 let failed: Result<S::Response, Self::Error> = Err(e.into_error());
-                if let Admission::Admitted(permit) =
-                    core::mem::replace(&mut self.state, Admission::Undecided)
-                {
+                if let Ok(permit) = self.breaker.try_acquire_owned() {
                     permit.record(self.classify.is_failure(&failed));
                 }
                 Poll::Ready(failed.map(drop))
@@ -283,11 +306,15 @@ where
     }
 
     fn call(&mut self, request: R) -> Self::Future {
+        // The permit is taken here, when the call starts: a request that
+        // waited for the inner service (queued at a limit) while the
+        // circuit opened is refused now instead of reaching the upstream,
+        // and a readied service that is never called (kept in a balancer's
+        // ready set) holds no probe slot. (`call` without `poll_ready`
+        // breaks tower's contract; it is decided the same way.)
         let permit = match core::mem::replace(&mut self.state, Admission::Undecided) {
-            Admission::Admitted(permit) => permit,
             Admission::Refused(open) => return BreakerFuture::refused(open, &self.classify),
-            // `call` without `poll_ready` breaks tower's contract; decide now.
-            Admission::Undecided => match self.breaker.try_acquire_owned() {
+            Admission::Ready | Admission::Undecided => match self.breaker.try_acquire_owned() {
                 Ok(permit) => permit,
                 Err(open) => return BreakerFuture::refused(open, &self.classify),
             },

@@ -57,6 +57,74 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// # Ok::<(), kompoz_core::ConfigError>(())
 /// ```
 ///
+/// # In axum: the error you see, and what to do
+///
+/// Under axum's `HandleErrorLayer` and `Router::route_service`, the hint
+/// above does not show: the unmet bound is reported on axum's side, and
+/// `StackError` is never named. Forgetting `stack_error!` / `.inner_error()`
+/// there reads:
+///
+/// ```text
+/// error[E0277]: the trait bound `HandleError<Limit<ServiceFn<{closure@...}>>, ..., _>: Service<...>` is not satisfied
+///    |     Router::new().route_service("/", stack);
+///    |                   -------------      ^^^^^ the trait `Service<axum::http::Request<Body>>` is not implemented for `HandleError<Limit<..>, .., _>`
+///    = help: the following other types implement trait `Service<Request>`:
+///              HandleError<S, F, ()>
+///              HandleError<S, F, (T1, T2)>
+///              ...
+/// note: required by a bound in `Router::<S>::route_service`
+/// ```
+///
+/// When that error names a kompoz service (`Limit`, `Timeout`,
+/// `CircuitBreaker`, `RateLimit`, `Retry`) inside `HandleError`, check, in
+/// this order:
+///
+/// 1. the leaf's error type: add `stack_error!(YourError)` (in the crate
+///    that defines it) or `.inner_error()` above the leaf;
+/// 2. the handler's last argument: it must be the stack's `Error<E>`
+///    (`|err: Error<YourError>|`), not axum's usual `BoxError`;
+/// 3. under [`RetryLayer`](crate::RetryLayer) the request must be `Clone`
+///    (or the policy must clone it);
+/// 4. a classifier closure's argument type: `&Result<Response, Error<E>>`
+///    with the same `E` as the stack.
+///
+/// To get the compiler to say which, pass the kompoz part of the stack
+/// through [`check_stack`] before wrapping it in `HandleErrorLayer`: the
+/// error is then reported on the kompoz stack instead of on `HandleError`,
+/// and for case 1 it names the leaf error type with the hint above.
+///
+/// ```compile_fail,E0277
+/// use axum::{error_handling::HandleErrorLayer, extract::Request, http::StatusCode, Router};
+/// use kompoz_core::call::Error;
+/// use kompoz_tower::ServiceBuilderExt;
+/// use tower::{service_fn, ServiceBuilder};
+///
+/// #[derive(Debug)]
+/// struct UpstreamError; // no `kompoz_tower::stack_error!(UpstreamError);`
+///
+/// let upstream = service_fn(|_: Request| async { Err::<&'static str, _>(UpstreamError) });
+/// let stack = ServiceBuilder::new()
+///     .layer(HandleErrorLayer::new(|_: Error<UpstreamError>| async { StatusCode::SERVICE_UNAVAILABLE }))
+///     .limited(8)?
+///     .service(upstream);
+/// let _app: Router = Router::new().route_service("/", stack);
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+///
+/// # `stack_error!` and the orphan rule
+///
+/// `stack_error!(T)` implements a trait of this crate for `T`, so Rust's
+/// orphan rule allows it only in the crate that defines `T`. In a workspace
+/// where the error type lives in another crate (`my-upstream` defines
+/// `UpstreamError`, `my-server` builds the stack), invoke
+/// `kompoz_tower::stack_error!(UpstreamError);` in `my-upstream` (which then
+/// depends on `kompoz-tower`), or leave that crate alone and end the stack
+/// with `.inner_error()` (an [`InnerErrorLayer`]) in `my-server`: the
+/// stack's error is `Error<UpstreamError>` either way. Invoked in
+/// `my-server`, the macro fails with `error[E0117]: only traits defined in
+/// the current crate can be implemented for types defined outside of the
+/// crate`.
+///
 /// # Why an associated type, not `Into<Error<E>>`
 ///
 /// With a bound `S::Error: Into<Error<E>>` an outer layer cannot tell `E`:
@@ -91,6 +159,11 @@ impl<E> StackError for Error<E> {
 /// `Inner = Self`, so that kompoz layers wrap them in
 /// [`Error::Inner`](kompoz_core::call::Error::Inner).
 ///
+/// Invoke it in the crate that defines the type (the orphan rule; see
+/// [`StackError`]); for a type of another crate, even one of your own
+/// workspace, use [`.inner_error()`](crate::ServiceBuilderExt::inner_error)
+/// instead.
+///
 /// # Examples
 ///
 /// ```
@@ -119,6 +192,43 @@ macro_rules! stack_error {
 }
 
 stack_error!(Infallible, BoxError, std::io::Error);
+
+/// Returns `service` as it is, after checking at compile time that it is a
+/// kompoz stack for requests `R`: its error is a [`StackError`].
+///
+/// It does nothing at run time. Use it on the kompoz part of a stack before
+/// handing it to code whose bounds hide the cause of a compile error (axum's
+/// `HandleErrorLayer` and `route_service`): a leaf error kompoz does not
+/// know is then reported here, naming the type and what to add.
+///
+/// # Examples
+///
+/// ```
+/// use axum::{error_handling::HandleErrorLayer, extract::Request, http::StatusCode, Router};
+/// use kompoz_core::call::Error;
+/// use kompoz_tower::ServiceBuilderExt;
+/// use tower::{service_fn, ServiceBuilder};
+///
+/// #[derive(Debug)]
+/// struct UpstreamError;
+/// kompoz_tower::stack_error!(UpstreamError); // without it: "kompoz layers cannot tell ..."
+///
+/// let upstream = service_fn(|_: Request| async { Err::<&'static str, _>(UpstreamError) });
+/// let kompoz = ServiceBuilder::new().limited(8)?.service(upstream);
+/// let stack = ServiceBuilder::new()
+///     .layer(HandleErrorLayer::new(|_: Error<UpstreamError>| async { StatusCode::SERVICE_UNAVAILABLE }))
+///     .service(kompoz_tower::check_stack::<Request, _>(kompoz));
+/// let _app: Router = Router::new().route_service("/", stack);
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+#[inline]
+pub fn check_stack<R, S>(service: S) -> S
+where
+    S: Service<R>,
+    S::Error: StackError,
+{
+    service
+}
 
 /// Wraps every error of the service below in [`Error::Inner`]: put it right
 /// above a leaf service whose error type does not implement [`StackError`]

@@ -93,7 +93,11 @@
 //! `std::io::Error`; for your own error type write
 //! [`stack_error!(MyError)`](stack_error!); for a foreign one, end the stack
 //! with [`.inner_error()`](ServiceBuilderExt::inner_error) right above the
-//! leaf. Forgetting it is a compile error that says so. A tower layer
+//! leaf. Forgetting it is a compile error that says so — except under
+//! axum's `HandleErrorLayer`, whose bound hides it: see [`StackError`] for
+//! the error you get there and [`check_stack`] to bring the hint back.
+//! `stack_error!` must be invoked in the crate that defines the type (the
+//! orphan rule); for another crate's type, `.inner_error()`. A tower layer
 //! *between* kompoz layers that boxes errors (tower's `Buffer`,
 //! `LoadShed`) turns the `Error<E>` below it into a `BoxError`, which the
 //! kompoz layers above carry as their `E`.
@@ -106,15 +110,25 @@
 //! | layer | `poll_ready` | `call` / response future |
 //! |---|---|---|
 //! | limit | waits (`Pending`) for an owned permit, then for the inner service: backpressure, FIFO; in reject mode never waits and marks the call refused | moves the permit into the future; released on completion or drop |
-//! | circuit breaker | asks the breaker for a permit (a probe slot in HALF_OPEN); refused: ready at once, *without* polling the inner service | refused: fails at once; admitted: the future records the classified outcome |
-//! | rate limit | reserves a slot (or waits for one due within `wait_at_most`); over the rate: ready at once, without polling the inner service | refused: fails at once; admitted: spends the slot |
+//! | circuit breaker | asks whether the breaker would admit (holds nothing); refused: ready at once, *without* polling the inner service | takes the permit (a probe slot in HALF_OPEN), or refuses if the circuit opened meanwhile; admitted: the future records the classified outcome |
+//! | rate limit | asks whether a slot is free (holds nothing), or reserves one due within `wait_at_most` and waits for it; over the rate: ready at once, without polling the inner service | takes (or spends the reserved) slot, or refuses |
 //! | timeout | the inner service's | arms the timer when the response is pending |
 //! | retry | the inner service's | each further attempt polls a clone's `poll_ready` again |
 //!
-//! Why the breaker and the rate limit decide in `poll_ready`: a request
+//! A refusal seen by `poll_ready` is decided again by the next `poll_ready`.
+//!
+//! Why the breaker and the rate limit *ask* in `poll_ready`: a request
 //! they will refuse must not wait for capacity below them (an open breaker
 //! fails fast instead of queueing behind a limit) nor hold it (a permit
 //! taken by a limit below would be tied up by a request that never runs).
+//! Why they *take* in `call`: tower lets a caller ready a service and call
+//! it much later or never (a balancer keeps its readied endpoints), and a
+//! request may wait long in `poll_ready` (queued at a limit below). Taken
+//! at `call`, a breaker permit reflects the circuit when the request
+//! actually starts — requests queued while it was closed are refused once
+//! it opened — and an idle readied service holds no probe slot. Only the
+//! limit keeps its permit from `poll_ready` to `call`: that is its
+//! backpressure, as in tower's `ConcurrencyLimit`.
 //! Why they refuse in `call` and not as an error of `poll_ready`: tower
 //! reads an error from `poll_ready` as a broken service (a `Buffer` or a
 //! balancer drops it for good), and the refusal is about one request.
@@ -154,7 +168,7 @@ mod timeout;
 
 pub use builder::ServiceBuilderExt;
 pub use circuit_breaker::{BreakerFuture, CircuitBreaker, CircuitBreakerLayer, Classify, ErrOnly};
-pub use error::{BoxError, InnerError, InnerErrorLayer, StackError};
+pub use error::{BoxError, InnerError, InnerErrorLayer, StackError, check_stack};
 pub use future::MapInner;
 pub use limit::{Limit, LimitFuture, LimitLayer};
 pub use rate_limit::{RateLimit, RateLimitFuture, RateLimitLayer};

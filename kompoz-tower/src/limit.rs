@@ -38,7 +38,8 @@ use crate::StackError;
 /// [`Error::PoolFull`] without reaching the inner service. Refusing in
 /// `call` rather than failing `poll_ready` keeps the service usable: in
 /// tower an error from `poll_ready` means the service is broken for good
-/// (a `Buffer` or balancer drops it).
+/// (a `Buffer` or balancer drops it). A later `poll_ready` tries again,
+/// so a service readied while the pool was full is not refused forever.
 ///
 /// # Examples
 ///
@@ -159,7 +160,8 @@ enum State {
     Waiting(AcquireOwned),
     /// Holding the permit the next call will carry.
     Ready(OwnedSemaphorePermit),
-    /// Reject mode found the pool full: the next call fails.
+    /// Reject mode found the pool full: the next call fails (the next
+    /// `poll_ready` tries again).
     Full,
 }
 
@@ -240,7 +242,11 @@ where
                 State::Ready(_) => {
                     return self.inner.poll_ready(cx).map_err(StackError::into_error);
                 }
-                State::Full => return Poll::Ready(Ok(())),
+                // Decided again: a permit may have freed since.
+                State::Full => match self.pool.try_acquire_owned() {
+                    Some(permit) => self.state = State::Ready(permit),
+                    None => return Poll::Ready(Ok(())),
+                },
             }
         }
     }

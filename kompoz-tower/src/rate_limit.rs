@@ -8,7 +8,8 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 
 use kompoz_core::call::{Error, RateLimitExceeded};
-use kompoz_core::{Clock, OwnedRateReservation, RateLimiter};
+use kompoz_core::rate_limit::OwnedRateReservation;
+use kompoz_core::{Clock, RateLimiter};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -26,20 +27,26 @@ use crate::StackError;
 ///
 /// # `poll_ready` and `call`
 ///
-/// The decision is made in `poll_ready`, before the inner service is asked
-/// whether it is ready: a slot is reserved there.
+/// `poll_ready` asks the limiter first, before the inner service is asked
+/// whether it is ready, and decides again each time it is called (a
+/// refusal is not sticky).
 ///
-/// - Admitted: `poll_ready` then waits for the inner service's readiness
-///   and `call` spends the slot. A service readied but dropped before
-///   `call` gives its slot back (when no later slot was reserved since).
-/// - Over the rate, by default: `poll_ready` is ready at once without
-///   touching the inner service, and the `call` that follows fails with
+/// - By default (reject mode): a slot free now? Then `poll_ready` waits for
+///   the inner service's readiness and `call` takes the slot — if it is
+///   still free then; otherwise that `call` is refused. Nothing is held in
+///   between, so a readied service that is never called (kept in a
+///   balancer's ready set) holds no slot.
+/// - Over the rate: `poll_ready` is ready at once without touching the
+///   inner service, and the `call` that follows fails with
 ///   [`Error::RateLimited`] (refused in `call`, not as an error of
 ///   `poll_ready`, which tower reads as a broken service).
 /// - With [`wait_at_most(bound)`](Self::wait_at_most): a request whose slot
-///   starts within `bound` waits for it in `poll_ready` (`Pending`:
-///   backpressure, as tower's own rate limit), then goes on; one whose slot
-///   is further off is refused as above.
+///   starts within `bound` reserves it and waits for it in `poll_ready`
+///   (`Pending`: backpressure, as tower's own rate limit; the reservation
+///   is its place in the queue), then goes on, and `call` spends it. One
+///   whose slot is further off is refused as above. A service readied but
+///   dropped before `call` gives its slot back (when no later slot was
+///   reserved since); one readied and kept idle holds that one slot.
 ///
 /// # Examples
 ///
@@ -134,8 +141,11 @@ enum Slot<K: Clock> {
     Undecided,
     /// Reserved for later: sleeping until it starts.
     Waiting(OwnedRateReservation<K>, Pin<Box<K::Sleep>>),
-    /// Reserved and due: the next call spends it.
+    /// Reserved and due: the next call spends it (wait mode).
     Due(OwnedRateReservation<K>),
+    /// A slot was free and the inner service is ready: the next call
+    /// takes a slot if one is still free (reject mode).
+    Ready,
     Refused(RateLimitExceeded),
 }
 
@@ -179,6 +189,7 @@ impl<S: fmt::Debug, K: Clock> fmt::Debug for RateLimit<S, K> {
             Slot::Undecided => "undecided",
             Slot::Waiting(..) => "waiting",
             Slot::Due(_) => "due",
+            Slot::Ready => "ready",
             Slot::Refused(_) => "refused",
         };
         f.debug_struct("RateLimit")
@@ -203,9 +214,32 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         loop {
             match &mut self.state {
-                Slot::Undecided => {
+                // Decided on every `poll_ready`: a refusal is not sticky.
+                Slot::Undecided | Slot::Ready | Slot::Refused(_) if self.max_wait.is_zero() => {
+                    // Reject mode: would a slot be free now? The reservation
+                    // is dropped at once (given back), so a readied service
+                    // that is never called holds no slot; `call` takes it.
+                    match self.limiter.reserve_owned(Duration::ZERO) {
+                        Err(exceeded) => {
+                            self.state = Slot::Refused(exceeded);
+                            return Poll::Ready(Ok(()));
+                        }
+                        Ok(peek) => drop(peek),
+                    }
+                    self.state = Slot::Undecided;
+                    core::task::ready!(self.inner.poll_ready(cx))
+                        .map_err(StackError::into_error)?;
+                    self.state = Slot::Ready;
+                    return Poll::Ready(Ok(()));
+                }
+                Slot::Undecided | Slot::Ready | Slot::Refused(_) => {
+                    // Wait mode: the reservation is the request's place in
+                    // the queue, held while it sleeps and until `call`.
                     self.state = match self.limiter.reserve_owned(self.max_wait) {
-                        Err(exceeded) => Slot::Refused(exceeded),
+                        Err(exceeded) => {
+                            self.state = Slot::Refused(exceeded);
+                            return Poll::Ready(Ok(()));
+                        }
                         Ok(slot) => {
                             let clock = self.limiter.clock();
                             let wait = slot.ready_at().duration_since(clock.now());
@@ -226,7 +260,6 @@ where
                     }
                 }
                 Slot::Due(_) => return self.inner.poll_ready(cx).map_err(StackError::into_error),
-                Slot::Refused(_) => return Poll::Ready(Ok(())),
             }
         }
     }
@@ -241,9 +274,10 @@ where
                 }
             }
             Slot::Refused(exceeded) => RateLimitFuture::refused(exceeded),
-            // `call` without a ready `poll_ready` breaks tower's contract:
-            // admit only a slot that is due now, never run past the rate.
-            Slot::Undecided | Slot::Waiting(..) => match self.limiter.check() {
+            // Reject mode takes its slot now, if one is still free. (And
+            // `call` without a ready `poll_ready`, which breaks tower's
+            // contract: admit only a slot that is due now.)
+            Slot::Ready | Slot::Undecided | Slot::Waiting(..) => match self.limiter.check() {
                 Ok(()) => RateLimitFuture {
                     inner: Some(self.inner.call(request)),
                     refused: None,

@@ -117,7 +117,7 @@ fn a_retry_dropped_during_its_backoff_cancels_the_wait() {
 }
 
 #[test]
-fn a_service_readied_then_dropped_gives_back_its_permit_probe_slot_and_rate_slot() {
+fn a_service_readied_then_dropped_gives_back_its_permit_and_holds_no_probe_or_rate_slot() {
     let clock = ManualClock::new();
     let breaker = clock
         .shared_breaker()
@@ -142,19 +142,19 @@ fn a_service_readied_then_dropped_gives_back_its_permit_probe_slot_and_rate_slot
     assert_eq!(breaker.state(), CircuitState::Open);
     clock.advance(Duration::from_secs(1));
 
-    // Readied: the rate slot, the pool permit and the probe slot are taken...
+    // Readied: the pool permit is held (backpressure); the probe slot and the
+    // rate slot are only taken by `call`...
     let mut readied = stack(false);
     assert!(readied.ready().now_or_never().unwrap().is_ok());
     assert_eq!(pool.available(), 0);
     assert_eq!(breaker.state(), CircuitState::HalfOpen);
-    assert!(matches!(
-        stack(false).ready().now_or_never().map(|r| r.is_ok()),
-        Some(true) // ready to refuse: the rate slot is spent...
-    ));
-    // ...and dropped before `call`: all three come back.
+    let mut other = stack(false);
+    assert!(other.ready().now_or_never().is_none()); // queued at the pool
+    drop(other);
+    // ...and dropped before `call`, the permit comes back.
     drop(readied);
     assert_eq!(pool.available(), 1);
-    assert!(limiter.check().is_ok(), "the rate slot was given back");
+    assert!(limiter.check().is_ok(), "the rate slot is still free");
     clock.advance(Duration::from_secs(1));
     assert_eq!(clock.block_on(stack(false).oneshot(7)).unwrap(), 7); // the probe
     assert_eq!(breaker.state(), CircuitState::Closed);
@@ -249,4 +249,116 @@ fn a_panicking_response_future_is_a_breaker_failure_and_leaks_no_probe_slot() {
         .service(leaf(&calls, false));
     assert_eq!(clock.block_on(healthy.oneshot(5)).unwrap(), 5);
     assert_eq!(breaker.state(), CircuitState::Closed);
+}
+
+#[test]
+fn requests_queued_at_the_limit_are_refused_once_the_breaker_opened() {
+    let clock = ManualClock::new();
+    let breaker = clock.shared_breaker().failure_threshold(1).build().unwrap();
+    let limit = LimitLayer::new(1).unwrap();
+    let pool = limit.pool().clone();
+    let calls = Arc::new(AtomicU32::new(0));
+    let api = ServiceBuilder::new()
+        .circuit_breaker(&breaker)
+        .layer(limit)
+        .service(leaf(&calls, false));
+    let busy = pool.try_acquire_owned().unwrap(); // the limit is saturated
+
+    // Ten requests queue at the limit while the circuit is CLOSED.
+    let mut queued: Vec<_> = (0..10).map(|_| Box::pin(api.clone().oneshot(1))).collect();
+    for call in &mut queued {
+        assert!(call.as_mut().now_or_never().is_none());
+    }
+    assert_eq!(pool.waiting(), 10);
+
+    // Elsewhere, the upstream fails and the circuit opens; then the pool frees.
+    breaker.try_acquire().unwrap().failure();
+    assert_eq!(breaker.state(), CircuitState::Open);
+    drop(busy);
+
+    // Each queued request is refused by the open breaker, none reaches the leaf.
+    for call in queued {
+        let refused = clock.block_on(call).unwrap_err();
+        assert!(matches!(refused, Error::CircuitOpen(_)), "{refused:?}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(pool.available(), 1);
+}
+
+#[test]
+fn a_service_readied_but_not_called_holds_no_probe_slot_nor_rate_slot() {
+    let clock = ManualClock::new();
+    let breaker = clock
+        .shared_breaker()
+        .failure_threshold(1)
+        .half_open_max_calls(1)
+        .recovery_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let limiter = clock.rate_limiter(RateLimit::with_burst(1, Duration::from_secs(60), 2).unwrap());
+    let calls = Arc::new(AtomicU32::new(0));
+    let stack = |fail| {
+        ServiceBuilder::new()
+            .rate_limited(&limiter)
+            .circuit_breaker(&breaker)
+            .service(leaf(&calls, fail))
+    };
+    assert!(clock.block_on(stack(true).oneshot(1)).is_err()); // opens
+    clock.advance(Duration::from_secs(1));
+
+    // A balancer keeps a readied service idle in its ready set.
+    let mut idle = stack(false);
+    assert!(idle.ready().now_or_never().unwrap().is_ok());
+    // The probe slot and the rate's last slot are still there for a real request.
+    assert_eq!(clock.block_on(stack(false).oneshot(7)).unwrap(), 7);
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    // The idle service, called at last, is admitted (or refused) then.
+    assert!(matches!(
+        idle.call(8).now_or_never().unwrap(),
+        Err(Error::RateLimited(_))
+    ));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_refusal_seen_in_poll_ready_is_decided_again_by_the_next_poll_ready() {
+    let clock = ManualClock::new();
+    let calls = Arc::new(AtomicU32::new(0));
+
+    // Limit, reject mode: full, then a permit frees.
+    let limit = LimitLayer::new(1).unwrap().reject_when_full();
+    let pool = limit.pool().clone();
+    let mut api = limit.layer(leaf(&calls, false));
+    let busy = pool.try_acquire_owned().unwrap();
+    assert!(api.ready().now_or_never().unwrap().is_ok()); // ready to refuse
+    drop(busy);
+    assert!(api.ready().now_or_never().unwrap().is_ok()); // decided again
+    assert_eq!(api.call(1).now_or_never().unwrap().unwrap(), 1);
+
+    // Breaker: open, then past its recovery timeout.
+    let breaker = clock
+        .shared_breaker()
+        .recovery_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let mut api = kompoz_tower::CircuitBreakerLayer::new(&breaker).layer(leaf(&calls, false));
+    breaker.try_acquire().unwrap().failure();
+    breaker.try_acquire().unwrap().failure();
+    breaker.try_acquire().unwrap().failure();
+    breaker.try_acquire().unwrap().failure();
+    breaker.try_acquire().unwrap().failure();
+    assert_eq!(breaker.state(), CircuitState::Open);
+    assert!(api.ready().now_or_never().unwrap().is_ok()); // ready to refuse
+    clock.advance(Duration::from_secs(1));
+    assert!(api.ready().now_or_never().unwrap().is_ok());
+    assert_eq!(api.call(2).now_or_never().unwrap().unwrap(), 2);
+
+    // Rate limit, reject mode: the slot comes back with time.
+    let limiter = clock.rate_limiter(RateLimit::per_second(1).unwrap());
+    let mut api = RateLimitLayer::new(&limiter).layer(leaf(&calls, false));
+    limiter.check().unwrap();
+    assert!(api.ready().now_or_never().unwrap().is_ok()); // ready to refuse
+    clock.advance(Duration::from_secs(1));
+    assert!(api.ready().now_or_never().unwrap().is_ok());
+    assert_eq!(api.call(3).now_or_never().unwrap().unwrap(), 3);
 }

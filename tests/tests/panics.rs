@@ -722,3 +722,64 @@ fn call_probe_panics_at_every_point() {
         scripts.len(),
     );
 }
+
+/// The same HALF_OPEN probe panicking at every point, `PanicInRun` (in the
+/// closure, before a future exists) included, with no timeout inside the
+/// breaker: through `policy().breaker(..)` and through `Breaker::call`.
+/// The panic is the probe's failure either way.
+#[test]
+fn call_probe_panics_at_every_point_without_an_inner_timeout() {
+    let scripts = Script::panics_at_every_point(2, MS);
+    for through_policy in [true, false] {
+        for &script in &scripts {
+            let clock = ManualClock::new();
+            let (breaker, p) = guarded(
+                &clock,
+                1,
+                move |i| if i < 2 { Script::FAIL } else { script },
+            );
+            let stats = p.stats();
+            let policy = clock.policy().breaker(&breaker);
+            let call = || {
+                let p = &p;
+                let breaker = &breaker;
+                let policy = &policy;
+                async move {
+                    if through_policy {
+                        policy.call(|| p.attempt()).await
+                    } else {
+                        breaker.call(|| p.attempt()).await
+                    }
+                }
+            };
+            for _ in 0..2 {
+                let failed = kompoz_tests::block_on_manual(&clock, call());
+                assert!(
+                    matches!(
+                        failed,
+                        Err(kompoz_core::Error::Inner(kompoz_tests::sweep::ProbeFailed))
+                    ),
+                    "{failed:?}"
+                );
+            }
+            assert_eq!(breaker.state(), CircuitState::Open);
+            clock.advance(10 * MS);
+            assert!(panics(&clock, call()), "{script:?}");
+            quiet(&clock, &stats);
+            let s = breaker.stats();
+            assert_eq!(
+                (s.state, s.half_open_in_flight),
+                (CircuitState::Open, 0),
+                "{script:?} (policy: {through_policy})"
+            );
+            assert_eq!(
+                s.failure_count, 3,
+                "the probe's panic is its failure: {script:?} (policy: {through_policy})"
+            );
+        }
+    }
+    report_panics(
+        "call: breaker with no inner timeout, and Breaker::call (HALF_OPEN probe)",
+        2 * scripts.len(),
+    );
+}

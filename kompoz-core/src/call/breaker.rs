@@ -77,12 +77,16 @@ where
     FO: Predicate<T>,
     O: Operation<Output = T, Error = E>,
 {
+    // Marked while the operation makes its future too: a closure that
+    // panics before returning one is the attempt's failure.
     let mut held = Held {
         permit: Some(breaker.try_acquire()?),
-        polling: false,
+        polling: true,
     };
+    let fut = op.invoke();
+    held.polling = false;
     let out = Watched {
-        fut: op.invoke(),
+        fut,
         held: &mut held,
     }
     .await;
@@ -220,6 +224,21 @@ impl<K, S, FE, FO> Policy<K, Stack<S, BreakerLayer<K, FE, FO>>> {
 
     /// Which values count as the breaker's failures (by default none): a
     /// call that returns one still returns it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kompoz_core::{CircuitState, ClockExt, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = clock.shared_breaker().failure_threshold(1).build()?;
+    /// // A 503 page is a sign the service is down, though fetching it worked.
+    /// let policy = clock.policy().breaker(&breaker).failure_if_ok(|status: &u16| *status == 503);
+    /// let page = clock.block_on(policy.call(|| async { Ok::<u16, ()>(503) }));
+    /// assert_eq!(page, Ok(503));
+    /// assert_eq!(breaker.state(), CircuitState::Open);
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
     pub fn failure_if_ok<P>(self, predicate: P) -> Policy<K, Stack<S, BreakerLayer<K, FE, P>>> {
         self.map_last(|layer| BreakerLayer {
             breaker: layer.breaker,

@@ -11,8 +11,11 @@ use crate::{CircuitState, Instant};
 ///
 /// `Clone`, `PartialEq` and `Eq` when `E` is. `Display` prints one line: for
 /// [`Inner`](Error::Inner), the inner error's own message; for a refusal,
-/// which layer refused and its figures. With `std`, `source()` is the inner
-/// error (`None` for a refusal).
+/// which layer refused and its figures. With `std`, `Inner` is transparent,
+/// as `thiserror`'s `#[error(transparent)]`: since `Display` already prints
+/// the inner error, `source()` is the inner error's own source, so a chain
+/// reporter (`anyhow`'s `{:#}`, `eyre`) prints the message once. For a
+/// refusal, `source()` is `None`.
 ///
 /// # Examples
 ///
@@ -36,13 +39,17 @@ use crate::{CircuitState, Instant};
 pub enum Error<E> {
     /// The operation ran and failed with its own error (after any retries).
     Inner(E),
-    /// The breaker refused the call.
+    /// The breaker refused an attempt. Under a retry layer, earlier attempts
+    /// of the same call may have run (and opened the breaker): the refusal
+    /// that stops the retries is the call's outcome, and their errors are
+    /// dropped. Not "never tried", only "stopped by an open circuit".
     CircuitOpen(CircuitOpen),
     /// The pool had no permit (reject mode) or the wait bound passed.
     PoolFull(PoolFull),
     /// The rate limit refused the call.
     RateLimited(RateLimitExceeded),
-    /// The operation did not finish in time.
+    /// The operation did not finish in time. Under a retry layer, this is
+    /// the last attempt's timeout: every attempt ran.
     TimedOut(TimedOut),
 }
 
@@ -91,6 +98,43 @@ impl<E> Error<E> {
             _ => None,
         }
     }
+
+    /// How long from `now` until a new try may pass: [`retry_at`](Self::retry_at)
+    /// less `now` (zero once it has passed), for an HTTP `Retry-After`.
+    /// `now` is read from the clock of the policy that refused
+    /// (`policy.clock().now()`, `clock.now()`): the instants of different
+    /// clocks do not compare. `None` when no layer said.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz_core::call::Error;
+    /// use kompoz_core::{Clock, ClockExt, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = clock
+    ///     .shared_breaker()
+    ///     .failure_threshold(1)
+    ///     .recovery_timeout(Duration::from_secs(30))
+    ///     .build()?;
+    /// let policy = clock.policy().breaker(&breaker);
+    /// let _ = clock.block_on(policy.call(|| async { Err::<(), _>("down") }));
+    /// clock.advance(Duration::from_secs(10));
+    ///
+    /// let refused = clock.block_on(policy.call(|| async { Ok::<_, &str>(()) })).unwrap_err();
+    /// let retry_after = refused.retry_after(policy.clock().now());
+    /// assert_eq!(retry_after, Some(Duration::from_secs(20)));
+    /// // e.g. `Retry-After: 20`, rounded up to whole seconds:
+    /// let secs = retry_after.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+    /// assert_eq!(secs, Some(20));
+    /// assert_eq!(refused.to_string(), "circuit breaker open");
+    /// assert_eq!(Error::Inner("down").retry_after(clock.now()), None);
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
+    pub fn retry_after(&self, now: Instant) -> Option<Duration> {
+        self.retry_at().map(|at| at.duration_since(now))
+    }
 }
 
 impl<E: fmt::Display> fmt::Display for Error<E> {
@@ -109,7 +153,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
 impl<E: std::error::Error + 'static> std::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Inner(e) => Some(e),
+            Error::Inner(e) => e.source(),
             _ => None,
         }
     }
@@ -147,7 +191,9 @@ refusal_from! {
 ///
 /// let open = CircuitOpen::new(CircuitState::Open, Some(Instant::from_nanos(30_000_000_000)));
 /// assert_eq!(open.retry_at().map(Instant::as_duration), Some(Duration::from_secs(30)));
-/// assert_eq!(open.to_string(), "circuit breaker open: calls refused until 30s on its clock");
+/// assert_eq!(open.retry_after(Instant::from_nanos(12_000_000_000)), Some(Duration::from_secs(18)));
+/// // The instant is on the breaker's clock: a message says only the state.
+/// assert_eq!(open.to_string(), "circuit breaker open");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CircuitOpen {
@@ -174,6 +220,15 @@ impl CircuitOpen {
     pub const fn retry_at(&self) -> Option<Instant> {
         self.retry_at
     }
+
+    /// How long from `now` (read from the breaker's clock) until the open
+    /// period ends, zero once it has; `None` when it does not end by itself.
+    pub const fn retry_after(&self, now: Instant) -> Option<Duration> {
+        match self.retry_at {
+            Some(at) => Some(at.duration_since(now)),
+            None => None,
+        }
+    }
 }
 
 impl fmt::Display for CircuitOpen {
@@ -182,12 +237,10 @@ impl fmt::Display for CircuitOpen {
             (CircuitState::HalfOpen, _) => {
                 f.write_str("circuit breaker half-open: every probe slot is taken")
             }
-            (_, Some(at)) => write!(
-                f,
-                "circuit breaker open: calls refused until {:?} on its clock",
-                at.as_duration()
-            ),
-            (_, None) => f.write_str("circuit breaker open"),
+            // No instant: it is on the breaker's clock (for a tokio clock,
+            // time since an arbitrary origin), telling nothing to a reader.
+            // `retry_after(now)` gives the wait.
+            _ => f.write_str("circuit breaker open"),
         }
     }
 }
@@ -245,7 +298,8 @@ impl fmt::Display for PoolFull {
 ///
 /// let refused = RateLimitExceeded::new(Instant::from_nanos(1_500_000_000));
 /// assert_eq!(refused.retry_at().as_duration(), Duration::from_millis(1500));
-/// assert_eq!(refused.to_string(), "rate limit exceeded: next admission at 1.5s on its clock");
+/// assert_eq!(refused.retry_after(Instant::from_nanos(1_000_000_000)), Duration::from_millis(500));
+/// assert_eq!(refused.to_string(), "rate limit exceeded");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RateLimitExceeded {
@@ -263,15 +317,18 @@ impl RateLimitExceeded {
     pub const fn retry_at(&self) -> Instant {
         self.retry_at
     }
+
+    /// How long from `now` (read from the limiter's clock) until that
+    /// admission, zero once it has passed.
+    pub const fn retry_after(&self, now: Instant) -> Duration {
+        self.retry_at.duration_since(now)
+    }
 }
 
 impl fmt::Display for RateLimitExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "rate limit exceeded: next admission at {:?} on its clock",
-            self.retry_at.as_duration()
-        )
+        // As for `CircuitOpen`: the instant is on the limiter's clock.
+        f.write_str("rate limit exceeded")
     }
 }
 
@@ -326,13 +383,10 @@ mod tests {
     impl std::error::Error for Boom {}
 
     #[test]
-    fn source_is_the_inner_error_only() {
+    fn source_is_the_inner_errors_own_source() {
         use std::error::Error as _;
         let inner: Error<Boom> = Error::Inner(Boom);
-        assert_eq!(
-            inner.source().map(ToString::to_string).as_deref(),
-            Some("boom")
-        );
+        assert!(inner.source().is_none(), "Boom has no source");
         assert_eq!(inner.to_string(), "boom");
         let refused: Error<Boom> = TimedOut::new(Duration::from_secs(1)).into();
         assert!(refused.source().is_none());

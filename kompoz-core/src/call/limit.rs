@@ -162,6 +162,28 @@ impl<K: Clock, S> Policy<K, S> {
     ///
     /// [`ConfigError::Invalid`] naming `max_concurrent` if it is zero (or
     /// beyond [`Semaphore::MAX_PERMITS`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz_core::call::Error;
+    /// use kompoz_core::{Clock, ClockExt, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let policy = clock.policy().limit_to(1)?.wait_at_most(Duration::from_millis(20));
+    /// let slow = || {
+    ///     let sleep = clock.sleep(Duration::from_millis(50));
+    ///     async move { sleep.await; Ok::<_, ()>("done") }
+    /// };
+    /// // The second call waits 20 ms for the only permit, then gives up.
+    /// let (first, second) = clock.block_on(futures::future::join(policy.call(slow), policy.call(slow)));
+    /// assert_eq!(first, Ok("done"));
+    /// assert!(matches!(second, Err(Error::PoolFull(full)) if full.waited() == Duration::from_millis(20)));
+    ///
+    /// assert_eq!(clock.policy().limit_to(0).unwrap_err().parameter(), "max_concurrent");
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
     pub fn limit_to(
         self,
         max_concurrent: usize,

@@ -136,9 +136,12 @@ where
 /// that builds one for any clock can return it (a type alias keeps it
 /// short), and the calls of the policy it returns for `TokioClock` can be
 /// spawned. Returning `Policy<K, impl Layer<T, E>>` instead hides whether
-/// the calls are `Send`: they run on the caller's task but cannot be
-/// spawned. A classification closure has no name; a `fn` item's pointer
-/// type does (`BreakerLayer<K, fn(&MyError) -> bool>`).
+/// the calls are `Send`: they run on the caller's task, but
+/// `tokio::spawn` of one fails at the spawn site ("future cannot be sent
+/// between threads safely"), with nothing pointing at the function. Name
+/// the type instead, as below. A classification closure has no name; a
+/// `fn` item's pointer type does (`BreakerLayer<K, fn(&MyError) -> bool>`,
+/// given `.failure_if_err(is_5xx as fn(&MyError) -> bool)`).
 ///
 /// ```
 /// use core::time::Duration;
@@ -217,7 +220,32 @@ impl<K, S> Policy<K, S> {
     /// Returns the value of the attempt that passed, or an [`Error`]:
     /// [`Error::Inner`] with the operation's own error (the last attempt's,
     /// after any retries), or the refusal of the layer that stopped the
-    /// call.
+    /// call. The last attempt decides: when a retry's earlier attempts
+    /// failed and opened a breaker inside it, the next attempt is refused
+    /// and the call returns [`Error::CircuitOpen`] (the operation did run);
+    /// [`Error::TimedOut`] from a timeout inside the retry means the last
+    /// attempt ran out of time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kompoz_core::call::Error;
+    /// use kompoz_core::{ClockExt, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = clock.shared_breaker().failure_threshold(2).build()?;
+    /// let policy = clock.policy().retry(3)?.breaker(&breaker);
+    ///
+    /// let mut runs = 0;
+    /// let out = clock.block_on(policy.call(|| {
+    ///     runs += 1; // the closure makes each attempt's future
+    ///     async { Err::<String, _>("connection refused") }
+    /// }));
+    /// // Two attempts failed and opened the breaker, which refused the third.
+    /// assert!(matches!(out, Err(Error::CircuitOpen(_))));
+    /// assert_eq!(runs, 2);
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
     #[inline]
     pub fn call<F, Fut, T, E>(&self, operation: F) -> impl Future<Output = Result<T, Error<E>>>
     where

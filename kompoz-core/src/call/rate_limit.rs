@@ -162,6 +162,27 @@ impl<K: Clock, S> Policy<K, S> {
     }
 
     /// Adds a rate limit with a budget of its own, at `limit`'s rate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz_core::{ClockExt, ManualClock, RateLimit};
+    ///
+    /// let clock = ManualClock::new();
+    /// // One call every 100 ms; a call over the rate is refused, not delayed.
+    /// let policy = clock.policy().rate_limit_to(RateLimit::per_second(10)?).reject_when_full();
+    /// let call = || clock.block_on(policy.call(|| async { Ok::<_, ()>(()) }));
+    /// assert!(call().is_ok());
+    /// let refused = call();
+    /// assert_eq!(
+    ///     refused.unwrap_err().retry_at().map(|at| at.as_duration()),
+    ///     Some(Duration::from_millis(100)),
+    /// );
+    /// clock.advance(Duration::from_millis(100));
+    /// assert!(call().is_ok());
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
     pub fn rate_limit_to(self, limit: RateLimit) -> Policy<K, Stack<S, RateLimitLayer<K>>> {
         let limiter = RateLimiter::new(limit, self.clock().clone());
         self.rate_limit(&limiter)

@@ -272,6 +272,24 @@ impl<K: Clock, S> Policy<K, S> {
 /// The settings of the retry layer just added.
 impl<K, S, R, H> Policy<K, Stack<S, RetryLayer<K, R, H>>> {
     /// The delays between attempts (see [`Backoff`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz_core::{Backoff, Clock, ClockExt, Jitter, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let ms = Duration::from_millis;
+    /// let policy = clock.policy().retry(4)?.backoff(Backoff::exponential(ms(10), 3.0, ms(50))?);
+    /// let _ = clock.block_on(policy.call(|| async { Err::<(), _>("down") }));
+    /// assert_eq!(clock.now().as_duration(), ms(10 + 30 + 50)); // capped at 50 ms
+    ///
+    /// // Jittered: each delay drawn from [0, delay], reproducibly seeded.
+    /// let spread = clock.policy().retry(4)?.fixed(ms(10)).jitter(Jitter::Full).jitter_seed(7);
+    /// # let _ = spread;
+    /// # Ok::<(), kompoz_core::ConfigError>(())
+    /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.last_mut().backoff = backoff.schedule();
         self

@@ -26,6 +26,39 @@ use super::{
 /// [`circuit_breaker`](crate::CircuitBreaker::builder) builds a breaker for
 /// a single combinator.
 ///
+/// One state means one health: share a breaker only between calls to the
+/// same dependency. Two routes to services of different health behind one
+/// breaker mix their outcomes, and with the default consecutive-failure
+/// policy ([`failure_threshold`](BreakerBuilder::failure_threshold)) every
+/// success on the healthy route ends the failing route's streak, so the
+/// circuit may never open. Give each dependency its own breaker, or, if
+/// one must be shared, judge it by a rate over a window
+/// ([`failure_rate`](BreakerBuilder::failure_rate) with a
+/// [`sliding_window`](BreakerBuilder::sliding_window)), which a minority of
+/// successes does not reset:
+///
+/// ```
+/// use kompoz_core::{CircuitState, ClockExt, ManualClock, SlidingWindow};
+///
+/// let clock = ManualClock::new();
+/// let streak = clock.shared_breaker().failure_threshold(3).build()?;
+/// let rate = clock
+///     .shared_breaker()
+///     .failure_rate(50.0)
+///     .sliding_window(SlidingWindow::Count(10))
+///     .minimum_calls(6)
+///     .build()?;
+/// for breaker in [&streak, &rate] {
+///     // `/users` fails twice, `/health` passes, `/users` fails twice more.
+///     for ok in [false, false, true, false, false, true] {
+///         let _ = clock.block_on(breaker.call(|| async move { if ok { Ok(()) } else { Err(()) } }));
+///     }
+/// }
+/// assert_eq!(streak.state(), CircuitState::Closed); // never 3 in a row
+/// assert_eq!(rate.state(), CircuitState::Open); // 4 failures in 6 calls
+/// # Ok::<(), kompoz_core::ConfigError>(())
+/// ```
+///
 /// Code that makes its calls itself (a future returning `Result`, a tower
 /// service) asks the same breaker for a permit per call with
 /// [`try_acquire`](Self::try_acquire) (or

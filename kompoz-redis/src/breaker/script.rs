@@ -28,6 +28,9 @@ local h = redis.call('HMGET', key, 'threshold', 'recovery_us', 'half_open', 'sta
 if h[1] and (h[1] ~= ARGV[2] or h[2] ~= ARGV[3] or h[3] ~= ARGV[4]) then
   return {'conflict', h[1], h[2] or '', h[3] or ''}
 end
+if not h[1] and redis.call('EXISTS', key) == 1 then
+  return {'conflict', 'a key of another kind (not a breaker)', '', ''}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local threshold = tonumber(ARGV[2])

@@ -22,6 +22,9 @@ const GENERATION_SHIFT: u32 = 8;
 pub(super) struct View {
     word: AtomicU64,
     open_until: AtomicU64,
+    /// When the view last took on an answer (`TokioClock` nanos; 0: never),
+    /// read on the CLOSED path to check the view's age.
+    synced_at: AtomicU64,
     /// Updates are serialised, and ordered by the server's clock: a reply
     /// older than the view applied last is dropped (a sync and a call's
     /// round trip can finish in either order).
@@ -72,6 +75,7 @@ impl View {
         View {
             word: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
+            synced_at: AtomicU64::new(0),
             last: Mutex::new(Last {
                 server_now_us: 0,
                 synced_at: None,
@@ -99,6 +103,12 @@ impl View {
             .synced_at
     }
 
+    /// Whether the view took on an answer since `since` (one atomic load).
+    #[inline]
+    pub(super) fn synced_since(&self, since: Instant) -> bool {
+        self.synced_at.load(Ordering::Acquire) >= since.as_nanos()
+    }
+
     /// Takes on `remote`, received at `received` (local time), unless a
     /// newer answer was applied already. Says which state change that made.
     pub(super) fn apply(
@@ -115,6 +125,7 @@ impl View {
         }
         last.server_now_us = remote.now_us;
         last.synced_at = Some(received);
+        self.synced_at.store(received.as_nanos(), Ordering::Release);
         let mut word = state_bits(remote.state) | (remote.generation << GENERATION_SHIFT);
         if remote.failures > 0 {
             word |= STREAK;

@@ -7,12 +7,22 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use kompoz_redis::test_server::RedisServer;
+use std::time::{Duration, Instant};
 
 /// A fresh server; the tests need one (CI installs `redis-server`).
 pub fn server() -> RedisServer {
     RedisServer::start().unwrap_or_else(|err| {
         panic!("these tests need redis-server (apt-get install redis-server): {err}")
     })
+}
+
+/// Waits (up to 20 s) until `done` says so; fails naming `what` if never.
+pub async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The environment variable that makes the test binary a child replica.
