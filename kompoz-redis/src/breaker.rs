@@ -309,7 +309,7 @@ impl SharedBreaker {
                 }
             }
             Ok(Err(err)) => {
-                inner.health.failed(&err);
+                inner.redis_failed(&err);
                 self.acquire_fallback()
             }
             // The task ended without an answer (its runtime is shutting
@@ -435,6 +435,16 @@ impl SharedBreaker {
 }
 
 impl Inner {
+    /// A Redis command failed. A new fallback episode starts the local
+    /// breaker afresh: what it learned in an earlier outage says nothing
+    /// about the upstream now (the fleet's OPEN circuit is kept by the view,
+    /// see `acquire_fallback`).
+    fn redis_failed(&self, err: &CommandError) {
+        if let (true, Some(local)) = (self.health.failed(err), &self.fallback) {
+            local.reset();
+        }
+    }
+
     /// Whether the sync task runs: it has not ended, and went round its
     /// loop within three staleness bounds (each of its round trips ends
     /// within one). Marks it stopped otherwise.
@@ -515,7 +525,7 @@ impl Inner {
             Ok(_) => {
                 self.syncs.fetch_add(1, Ordering::Relaxed);
             }
-            Err(err) => self.health.failed(err),
+            Err(err) => self.redis_failed(err),
         }
         result.map(|_| ())
     }
@@ -533,7 +543,7 @@ impl Inner {
             self.reports_lost.fetch_add(1, Ordering::Relaxed);
         } else if let Err(err) = self.op(report.op, report.generation).await {
             self.reports_lost.fetch_add(1, Ordering::Relaxed);
-            self.health.failed(&err);
+            self.redis_failed(&err);
         }
         if let Some(done) = report.done {
             let _ = done.send(());

@@ -145,19 +145,22 @@ impl Health {
         self.redis_errors.load(Ordering::Relaxed)
     }
 
-    /// A command failed: the fallback serves until the next try.
-    pub(crate) fn failed(&self, err: &CommandError) {
+    /// A command failed: the fallback serves until the next try. Returns
+    /// whether this failure started a fallback episode.
+    pub(crate) fn failed(&self, err: &CommandError) -> bool {
         self.redis_errors.fetch_add(1, Ordering::Relaxed);
         let now = TokioClock.now();
         self.next_try
             .store((now + self.retry_every).as_nanos(), Ordering::Release);
-        if !self.degraded.swap(true, Ordering::AcqRel) {
+        let started = !self.degraded.swap(true, Ordering::AcqRel);
+        if started {
             *self.since.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
             self.emit(|| RedisEvent::FallbackStarted {
                 key: Arc::clone(&self.key),
                 reason: err.to_string(),
             });
         }
+        started
     }
 
     /// A command succeeded: the shared state serves again.

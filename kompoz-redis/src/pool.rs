@@ -406,7 +406,9 @@ impl Inner {
                 self.leases_lost
                     .fetch_add(u64::try_from(lost).unwrap_or(u64::MAX), Ordering::Relaxed);
             }
-            Err(err) => self.health.failed(&err),
+            Err(err) => {
+                self.health.failed(&err);
+            }
         }
     }
 }

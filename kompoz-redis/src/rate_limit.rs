@@ -310,7 +310,9 @@ impl SharedRateLimiter {
                     counter.fetch_add(1, Ordering::Relaxed);
                     return decision;
                 }
-                Err(err) => inner.health.failed(&err),
+                Err(err) => {
+                    inner.health.failed(&err);
+                }
             }
         }
         let decision = self.decide_locally(max_wait);

@@ -324,6 +324,52 @@ async fn a_redis_failure_during_an_outage_keeps_the_circuit_open() {
     assert!(retry_at.is_some(), "the refusal names the known deadline");
 }
 
+/// Each outage starts the local fallback breaker afresh: a trip it saw in an
+/// earlier outage must not refuse calls in a later one, while the fleet's
+/// circuit is CLOSED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_outage_starts_the_fallback_breaker_afresh() {
+    let mut server = support::server();
+    let redis = Redis::builder(&server.url())
+        .command_timeout(Duration::from_millis(100))
+        .connect()
+        .await
+        .unwrap();
+    let breaker = SharedBreaker::builder(&redis, "outage:twice")
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_secs(3600))
+        .sync_interval(Duration::from_millis(10))
+        .build()
+        .await
+        .unwrap();
+    server.stop();
+    eventually("the first fallback serves", async || breaker.in_fallback()).await;
+    let failed = breaker.call(|| async { Err::<(), _>("boom") }).await;
+    assert!(matches!(failed, Err(kompoz_core::Error::Inner("boom"))));
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Open,
+        "the local breaker tripped"
+    );
+
+    server.restart().unwrap();
+    eventually("Redis serves again", async || !breaker.in_fallback()).await;
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Closed,
+        "the fleet never tripped"
+    );
+
+    server.stop();
+    eventually("the second fallback serves", async || breaker.in_fallback()).await;
+    let healthy = breaker.call(|| async { Ok::<_, &str>(7) }).await;
+    assert_eq!(
+        healthy.ok(),
+        Some(7),
+        "the first outage's trip refused a call in the second"
+    );
+}
+
 /// The runtime that built the breaker ends (its sync task with it): the
 /// view's age is checked on the CLOSED path, so a call on another runtime
 /// refreshes it from Redis and sees the fleet's trip; the task's end shows
