@@ -4,8 +4,11 @@
 //! Each call-API layer takes a name (`.name("payments")`, the setting of the
 //! layer just added) and a subscriber (`.on_event(|name, event| ..)`), and
 //! so do the algebra's [`Timeout`](crate::Timeout) and
-//! [`Retry`](crate::Retry). A pool or rate limit taken from a registry by
-//! name carries that name. The
+//! [`Retry`](crate::Retry). A layer added with `limit_named(_in)`, or over
+//! a `RateLimiter::named` budget, carries that name (a pool passed with
+//! `.limit(&pool)` does not: a `Semaphore` has no name). A breaker named on
+//! its builder reports by itself; do not also pass it a
+//! [`breaker_reporter`], or each event is reported twice. The
 //! breaker reports through its own `on_event` ([`BreakerEvent`]); turn its
 //! events into the same shape with [`Event::Breaker`] and [`breaker_reporter`].
 //!
@@ -160,8 +163,9 @@ pub enum Event {
         attempt: u32,
         /// The delay before the next attempt.
         delay: Duration,
-        /// The kind of its error ([`error_kind`]); the error itself goes to
-        /// the retry's typed hook (`on_retry`).
+        /// The kind of its error ([`error_kind`] in the call API; `failed`
+        /// in the algebra, whose attempts fail without an error value); the
+        /// error itself goes to the retry's typed hook (`on_retry`).
         error: &'static str,
     },
     /// A breaker's event.
@@ -182,7 +186,8 @@ impl Event {
 
     /// A word for the event: the `outcome` label of `kompoz_calls_total`
     /// (`timed_out`, `waited`, `refused`, `retried`, `success`, `failure`,
-    /// `slow`, `rejected`, `stale`, `state_change`).
+    /// `slow`, `rejected`, `stale`), or `state_change` for a breaker's
+    /// transition (counted in `kompoz_breaker_transitions_total` instead).
     pub const fn kind(&self) -> &'static str {
         match self {
             Event::TimedOut { .. } => "timed_out",
@@ -240,10 +245,10 @@ type Hook = dyn Fn(&str, &Event) + Send + Sync;
 pub struct Observer {
     name: Option<Arc<str>>,
     hook: Option<Arc<Hook>>,
-    // Registered lazily; a clone registers its own (a recorder hands back
-    // the same series for the same name and labels).
+    // Registered lazily and shared by clones: a policy cloned per task
+    // registers each series once, not once per clone.
     #[cfg(feature = "metrics")]
-    meters: meters::Meters,
+    meters: Arc<meters::Meters>,
 }
 
 impl Clone for Observer {
@@ -252,7 +257,7 @@ impl Clone for Observer {
             name: self.name.clone(),
             hook: self.hook.clone(),
             #[cfg(feature = "metrics")]
-            meters: meters::Meters::default(),
+            meters: Arc::clone(&self.meters),
         }
     }
 }
@@ -274,7 +279,7 @@ impl Observer {
         #[cfg(feature = "metrics")]
         {
             // Handles are keyed by name: new name, new handles.
-            self.meters = meters::Meters::default();
+            self.meters = Arc::default();
         }
     }
 

@@ -532,3 +532,70 @@ fn the_algebras_pool_and_rate_limit_report_refusals_and_waits_by_name() {
     assert!(matches!(heard[2].1, Event::RateRefused { .. }));
     assert_eq!(heard.len(), 3);
 }
+
+/// A recorder that only counts how many counters were registered.
+struct CountingRegistrations(Arc<std::sync::atomic::AtomicUsize>);
+
+impl metrics::Recorder for CountingRegistrations {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::Counter::noop()
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+/// A policy cloned per task (the usual way to spawn calls) registers each
+/// series once: clones share their layer's handles, so a report after the
+/// first allocates nothing, whichever clone makes it.
+#[test]
+fn clones_of_a_policy_share_their_metric_handles() {
+    let registrations = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let recorder = CountingRegistrations(Arc::clone(&registrations));
+    let clock = ManualClock::new();
+    let policy = clock
+        .policy()
+        .timeout(Duration::from_millis(1))
+        .unwrap()
+        .name("api");
+    metrics::with_local_recorder(&recorder, || {
+        for _ in 0..10 {
+            let clone = policy.clone();
+            let _ = clock.block_on(clone.call(|| never_ready(&clock)));
+        }
+    });
+    assert_eq!(
+        registrations.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "ten timed-out calls through ten clones register kompoz_calls_total once"
+    );
+}

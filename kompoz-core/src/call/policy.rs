@@ -308,8 +308,10 @@ impl<K, S, L> Policy<K, Stack<S, L>> {
 /// [`observe`](crate::observe)).
 impl<K, S, L: crate::observe::Observable> Policy<K, Stack<S, L>> {
     /// Names the layer just added: the `name` of its events, its `tracing`
-    /// events' `name` field and its metrics' `name` label. A pool or rate
-    /// limit taken from a registry by name already carries that name.
+    /// events' `name` field and its metrics' `name` label. A layer added with
+    /// `limit_named(_in)`, or over a `RateLimiter::named` budget, already
+    /// carries that name; a pool passed with `.limit(&pool)` does not (a
+    /// `Semaphore` has no name).
     ///
     /// # Examples
     ///

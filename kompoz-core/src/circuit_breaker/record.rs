@@ -317,7 +317,7 @@ impl<K: Clock> Shared<K> {
         };
         self.count(failure, slow, now);
         let Some(rates) = self.config.rates else {
-            return Recorded::Stale; // not reached: this path is taken with a window
+            return Recorded::Counted; // not reached: this path is taken with a window
         };
         let time = if locked.window.as_ref().is_some_and(Window::needs_time) {
             now.get()
@@ -325,7 +325,7 @@ impl<K: Clock> Shared<K> {
             Instant::ZERO
         };
         let Some(window) = locked.window.as_mut() else {
-            return Recorded::Stale; // not reached, as above
+            return Recorded::Counted; // not reached, as above (already counted)
         };
         window.record(time, failure, slow);
         if self.forced_closed(word, failure, now) {
