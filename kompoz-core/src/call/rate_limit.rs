@@ -73,12 +73,7 @@ async fn rate_limited<T, E, K: Clock, O>(
 where
     O: Operation<Output = T, Error = E>,
 {
-    let max_wait = match mode {
-        LimitMode::Wait => Duration::MAX,
-        LimitMode::Reject => Duration::ZERO,
-        LimitMode::WaitAtMost(bound) => bound,
-    };
-    let slot = match limiter.reserve(max_wait) {
+    let slot = match limiter.reserve(mode.max_wait()) {
         Ok(slot) => slot,
         Err(refused) => {
             if let Some(observer) = observer {

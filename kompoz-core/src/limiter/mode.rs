@@ -26,13 +26,18 @@ pub enum LimitMode {
 }
 
 impl LimitMode {
-    /// The longest a call may wait, in nanoseconds (`u64::MAX`: no bound).
-    fn max_wait_nanos(self) -> u64 {
+    /// The longest a call may wait (`Duration::MAX`: no bound).
+    pub(crate) fn max_wait(self) -> Duration {
         match self {
-            LimitMode::Wait => u64::MAX,
-            LimitMode::Reject => 0,
-            LimitMode::WaitAtMost(bound) => crate::clock::duration_to_nanos(bound),
+            LimitMode::Wait => Duration::MAX,
+            LimitMode::Reject => Duration::ZERO,
+            LimitMode::WaitAtMost(bound) => bound,
         }
+    }
+
+    /// [`max_wait`](Self::max_wait) in nanoseconds (`u64::MAX`: no bound).
+    fn max_wait_nanos(self) -> u64 {
+        crate::clock::duration_to_nanos(self.max_wait())
     }
 
     /// `self`, with a zero bound read as "do not wait": waiting at most no
